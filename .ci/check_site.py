@@ -265,6 +265,14 @@ def external_refs(text, patterns, local):
     return sorted({m[1] for p in patterns for m in p.finditer(text) if urllib.parse.urlsplit(m[1]).netloc != local})
 
 
+_CODE = re.compile(r"<script\b[^>]*>(.*?)</script>|<style\b[^>]*>(.*?)</style>|\bstyle\s*=\s*\"([^\"]*)\"", re.I | re.S)
+
+def html_external_refs(html, local):
+    "External references of a page: tags that load from another host anywhere, and import/url() only in scripts and styles (not in the text a page shows, e.g. a URL inside a table of routed queries)."
+    code = "\n".join("".join(g) for g in _CODE.findall(html))
+    return sorted(set(external_refs(html, EXTERNAL_HTML[:3], local)) | set(external_refs(code, EXTERNAL_HTML[3:], local)))
+
+
 class Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args): pass
 
@@ -356,7 +364,7 @@ def main(argv=None):
         problems += [f"fetches from another host: {x}" for x in st["external"]]
         problems += [f"JavaScript error: {e}" for e in st["js_errors"]]
         html = (site/page).read_text(encoding="utf-8", errors="replace")
-        problems += [f"references another host: {x}" for x in external_refs(html, EXTERNAL_HTML, local)]
+        problems += [f"references another host: {x}" for x in html_external_refs(html, local)]
         n_links = n_img = 0
         if dom:
             if not dom["title"]: problems.append("no <title>")
