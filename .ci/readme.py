@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Render nbs/index.ipynb to README.md without Quarto (nbdev_readme needs Quarto, which cannot be
-installed on every machine). Markdown cells are copied, code cells become ```python blocks followed by
+installed on every machine). Markdown cells are copied (links to other notebooks pointed into nbs/), code cells become ```python blocks followed by
 their saved text output; cells tagged `#| hide` are left out, as nbdev does. Usage: python .ci/readme.py [--check]"""
 import json, re, sys
 from pathlib import Path
@@ -24,6 +24,7 @@ for c in nb["cells"]:
         elif "data" in o and "text/plain" in o["data"]: text += "".join(o["data"]["text/plain"]) + "\n"
     if text.strip(): parts.append("```\n" + text.rstrip() + "\n```")
 out = "\n\n".join(parts) + "\n"
+out = re.sub(r"\]\((?![a-z]+:)([^)#/]+\.ipynb)", r"](nbs/\1", out)  # links between notebooks, seen from the repository root
 readme = root/"README.md"
 if "--check" in sys.argv:
     if not readme.exists() or readme.read_text(encoding="utf-8") != out:
