@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 from .catalog import Catalog, ToolCall, default_catalog
 
 # %% auto #0
-__all__ = ['NONE_ANSWER', 'SYSTEM_PROMPT', 'answer_text', 'describe_catalog', 'chat_prompt', 'prompt_ids', 'encode_example',
+__all__ = ['NONE_ANSWER', 'PROMPT_LAYOUT', 'answer_text', 'describe_catalog', 'chat_prompt', 'prompt_ids', 'encode_example',
            'ParsedAnswer', 'parse_answer', 'AnswerCheck', 'answer_check']
 
 # %% ../nbs/03a_chat.ipynb #7194e347
@@ -31,7 +31,7 @@ def answer_text(calls: list, catalog: Catalog = None) -> str:
     return "\n".join(f"{c.name} {json.dumps(_ordered_args(c, catalog), ensure_ascii=False, separators=(',', ':'))}" for c in calls)
 
 # %% ../nbs/03a_chat.ipynb #afc699a5
-SYSTEM_PROMPT = "Route the query to tool calls."
+PROMPT_LAYOUT = "Query: {query}\nTools:\n"  # what a fine-tuned router sees; the answer follows
 
 def describe_catalog(catalog: Catalog) -> str:
     "A system message that teaches a model the catalog and the answer format (for zero-shot prompting)."
@@ -40,19 +40,24 @@ def describe_catalog(catalog: Catalog) -> str:
             "Answer only with the calls, one per line, as the tool name, a space and the JSON arguments, e.g.\n"
             'weather {"location":"Paris"}\nIf no tool is needed (greetings, chit-chat, writing, advice, coding help), answer: none')
 
+def _templated(tokenizer, describe_tools: bool) -> bool: return describe_tools and bool(getattr(tokenizer, "chat_template", None))
+
 def chat_prompt(query: str, tokenizer, catalog: Catalog = None, describe_tools: bool = False) -> str:
-    "The prompt text for `query`: the tokenizer's chat template if it has one, else a plain layout."
-    system = describe_catalog(catalog or default_catalog()) if describe_tools else SYSTEM_PROMPT
-    if getattr(tokenizer, "chat_template", None):
+    "The prompt text for `query`: the compact layout, or (`describe_tools`, zero-shot) the catalog as system message in the model's chat template."
+    if not describe_tools: return PROMPT_LAYOUT.format(query=query)
+    system = describe_catalog(catalog or default_catalog())
+    if _templated(tokenizer, describe_tools):
         msgs = [{"role": "system", "content": system}, {"role": "user", "content": query}]
         return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    return f"{system}\n\n### Query\n{query}\n### Calls\n"
+    return f"{system}\n\n{PROMPT_LAYOUT.format(query=query)}"
+
 
 # %% ../nbs/03a_chat.ipynb #00224815
 def prompt_ids(query: str, tokenizer, catalog: Catalog = None, describe_tools: bool = False) -> list[int]:
     "Token ids of the prompt for `query`, exactly as training and the router use them."
     text = chat_prompt(query, tokenizer, catalog, describe_tools)
-    return tokenizer(text, add_special_tokens=not getattr(tokenizer, "chat_template", None))["input_ids"]
+    return tokenizer(text, add_special_tokens=not _templated(tokenizer, describe_tools))["input_ids"]
+
 
 # %% ../nbs/03a_chat.ipynb #b910361a
 def encode_example(query: str, calls: list, tokenizer, catalog: Catalog = None, max_length: int = 256) -> dict:
@@ -167,6 +172,9 @@ class AnswerCheck:
     ok: bool
     complete: bool = False
 
+@functools.lru_cache(maxsize=1024)
+def _validator(schema_json: str): return Draft202012Validator(json.loads(schema_json))
+
 def _types(schema: dict) -> set:
     t = schema.get("type")
     return set(t) if isinstance(t, list) else ({t} if t else set())
@@ -239,7 +247,7 @@ class _Reader:
         rules = {k: v for k, v in schema.items() if k not in _NOTES}
         if tool is None and not rules: return
         v = json.loads(self.s[i:end])
-        if (tool.errors(v) if tool is not None else not Draft202012Validator(rules).is_valid(v)): raise _Bad
+        if (tool.errors(v) if tool is not None else not _validator(json.dumps(rules, sort_keys=True)).is_valid(v)): raise _Bad
 
     def string(self, i: int, schema: dict) -> int:
         "A string value; escapes are the one-character kind `json.dumps(ensure_ascii=False)` writes (no \\u)."

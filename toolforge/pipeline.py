@@ -44,7 +44,7 @@ def prepare_data(data_dir="data", n: int = 2000, seed: int = 0, stage=None) -> d
 # %% ../nbs/08a_pipeline.ipynb #c8dc8775
 def run_pipeline(cfg: TrainConfig, # the run's config (its data paths are used for the splits)
                  baselines: bool = True, # evaluate the baselines beside the router
-                 zero_shot: int = 20, # examples per test file for the zero-shot base model (0: skip)
+                 zero_shot: int = 10, # examples per test file for the zero-shot base model (0: skip); about 4 s each on a CPU
                  verbose: bool = True, # training progress output
                  max_examples: int = None, # evaluate on a stratified sample of this size per test file (None: all)
                 ) -> list:
@@ -60,8 +60,9 @@ def run_pipeline(cfg: TrainConfig, # the run's config (its data paths are used f
         m = json.loads((run_dir/"train_metrics.json").read_text())
         stage.done(f"{m['steps']} steps in {m['train_seconds']:.0f} s, final eval loss {m['final_eval_loss']}")
     ax = plot_history(run_dir, title=cfg.name); ax.figure.tight_layout(); ax.figure.savefig(run_dir/"loss.png", dpi=110)
-    stage("evaluating on test and hard_test" + (" with baselines" if baselines else ""))
-    results = evaluate_run(str(run_dir), [str(paths["test"]), str(paths["hard_test"])], baselines, zero_shot if baselines else 0,
+    tests = [paths["test"], paths["hard_test"]] + [p for p in [data_dir/"human_test.jsonl"] if p.exists()]  # + the hand-written queries
+    stage(f"evaluating on {', '.join(p.stem for p in tests)}" + (" with baselines" if baselines else ""))
+    results = evaluate_run(str(run_dir), [str(p) for p in tests], baselines, zero_shot if baselines else 0,
                            str(paths["train"]), str(paths["val"]), progress=sys.stderr.isatty(), max_examples=max_examples, log=stage.out)
     save_results(results, run_dir/"eval")
     stage.done(f"wrote {run_dir}/eval")
@@ -74,7 +75,7 @@ def run_cli(argv: list = None) -> int:
     p.add_argument("--config", default="configs/smollm2-r64.yaml", help="run config (default: the CPU default)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--no-baselines", action="store_true", help="evaluate the router only")
-    p.add_argument("--zero-shot", type=int, default=20, metavar="N", help="examples per test file for the zero-shot base model (0: skip)")
+    p.add_argument("--zero-shot", type=int, default=10, metavar="N", help="examples per test file for the zero-shot base model (0: skip)")
     a = p.parse_args(argv)
     try:
         cfg = load_config(a.config, a.overrides)

@@ -14,8 +14,8 @@ from .chat import prompt_ids, parse_answer, answer_text, answer_check
 from .merge import merged_model, load_adapted
 
 # %% auto #0
-__all__ = ['DTYPES', 'RouteResult', 'load_router_model', 'set_precision', 'Router', 'crop_cache', 'route_lines', 'route_cli',
-           'benchmark']
+__all__ = ['DTYPES', 'RouteResult', 'load_router_model', 'WeightInt8Linear', 'set_precision', 'Router', 'crop_cache',
+           'route_lines', 'route_cli', 'benchmark']
 
 # %% ../nbs/07_router.ipynb #8fef19b1
 @dataclass
@@ -65,15 +65,37 @@ def load_router_model(path: str, device: str = "cpu", nf4: bool = False):
 # %% ../nbs/07_router.ipynb #b8227be1
 DTYPES = ("bfloat16", "float32", "int8", "nf4")
 
+class WeightInt8Linear(torch.nn.Module):
+    "A Linear layer with int8 weights (one scale per output row) computing in bfloat16."
+    def __init__(self, lin: torch.nn.Linear):
+        super().__init__()
+        w = lin.weight.detach().float()
+        scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127
+        self.register_buffer("weight", torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8))
+        self.register_buffer("scales", scale.to(torch.bfloat16))
+        self.register_buffer("bias", None if lin.bias is None else lin.bias.detach().to(torch.bfloat16))
+        self.in_features, self.out_features = lin.in_features, lin.out_features
+    def forward(self, x):
+        y = torch._weight_int8pack_mm(x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous(), self.weight, self.scales)
+        y = y.reshape(*x.shape[:-1], self.out_features)
+        return y if self.bias is None else y + self.bias
+
+def _int8_weights(model):
+    "Every Linear of `model` (the output layer too) whose input width is a multiple of 16 as a `WeightInt8Linear`; the rest in bfloat16."
+    for m in list(model.modules()):
+        for child, sub in list(m.named_children()):
+            if type(sub) is torch.nn.Linear and sub.in_features % 16 == 0:  # PyTorch's int8 kernel crashes on other widths
+                setattr(m, child, WeightInt8Linear(sub))  # from the weights as loaded (float32 here)
+    return model.to(torch.bfloat16)  # the rest (embeddings, norms); int8 buffers keep their type
+
 def set_precision(model, dtype: str = "bfloat16"):
-    "The model in bfloat16, float32, or with dynamic int8 Linear layers (see above: int8 changes answers); nf4 models stay as loaded."
+    "The model in bfloat16, float32 or int8 weights (`WeightInt8Linear`); nf4 models stay as loaded."
     if dtype not in DTYPES: raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if dtype == "nf4": return model
     if dtype == "bfloat16": return model.to(torch.bfloat16)
-    if dtype == "int8":
-        from torch.ao.quantization import quantize_dynamic
-        return quantize_dynamic(model.float(), {torch.nn.Linear}, dtype=torch.qint8)
+    if dtype == "int8": return _int8_weights(model)
     return model.float()
+
 
 # %% ../nbs/07_router.ipynb #60f5fb0c
 class Router:
@@ -98,13 +120,13 @@ class Router:
 @classmethod
 def _from_pretrained(cls, path: str, # a run folder, a model folder, or a base model name (zero-shot)
                      catalog=None, # catalog file or `Catalog`; default: the run's catalog, else the built-in one
-                     dtype: str = None, # bfloat16, float32, int8 (dynamic; changes answers) or nf4; default: nf4 on a GPU, else bfloat16
+                     dtype: str = None, # int8 (weights), bfloat16, float32 or nf4; default: nf4 on a GPU, else int8
                      device: str = None, # cpu or cuda; default: cuda when there is one
                      **kw) -> Router:
     "Load a router from a trained run or model."
     torch.manual_seed(0)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = dtype or ("nf4" if device.startswith("cuda") else "bfloat16")
+    dtype = dtype or ("nf4" if device.startswith("cuda") else "int8")
     if dtype not in DTYPES: raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     model, tok, run_catalog, zero_shot = load_router_model(str(path), device, nf4=dtype == "nf4")
     model = set_precision(model, dtype)
@@ -239,7 +261,7 @@ def route_cli(argv: list = None) -> int:
     p.add_argument("--input", help="file of queries: plain lines or JSON objects with 'query' (default: stdin)")
     p.add_argument("--output", help="JSONL output file (default: stdout)")
     p.add_argument("--catalog", help="catalog file (default: the run's, else the built-in one)")
-    p.add_argument("--dtype", choices=DTYPES, help="weights' precision (default: nf4 on a GPU, else bfloat16)")
+    p.add_argument("--dtype", choices=DTYPES, help="weights' precision (default: nf4 on a GPU, else int8)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when there is one)")
     a = p.parse_args(argv)
     if a.input and not Path(a.input).is_file(): print(f"error: input file {a.input} not found", file=sys.stderr); return 1
