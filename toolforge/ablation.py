@@ -16,7 +16,7 @@ from .dataset import load_split
 __all__ = ['CPU_ABLATION', 'GPU_ABLATION', 'router_results', 'ablation_row', 'run_ablation', 'ablation_cli']
 
 # %% ../nbs/09_ablation.ipynb #6754a9ad
-CPU_ABLATION = ["smollm2-r64", "smollm2-short", "smollm2-r16", "smollm2-lr1e3", "gemma270m-r64"]
+CPU_ABLATION = ["smollm2-r64", "smollm2-short", "smollm2-r16", "smollm2-lr5e4", "gemma270m-r64"]
 GPU_ABLATION = ["qwen7b-r64", "mistral-r64", "mistral-r16", "mistral-lr5e4", "llama-r64"]
 
 def router_results(run_dir, tests: list) -> list:

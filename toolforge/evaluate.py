@@ -219,6 +219,7 @@ def evaluate_run(model: str, # run folder, merged model folder or model name
                  progress: bool = False,
                  max_examples: int = None, # evaluate every system on a stratified sample of this size per test file
                  log=None, # a stream for one progress line per system and test file (e.g. sys.stderr)
+                 zero_shot_tests: list = None, # stems of the test files the zero-shot model is asked (None: every file)
                 ) -> list:
     "Evaluate the router in `model` (and the baselines) on each test file; a list of `EvalResult`."
     from toolforge.router import Router
@@ -233,6 +234,7 @@ def evaluate_run(model: str, # run folder, merged model folder or model name
     for t in tests:
         recs = load_split(t, router.catalog)
         for name, sysm, n in systems:
+            if n and zero_shot_tests is not None and Path(t).stem not in zero_shot_tests: continue
             k = min(x for x in (n, max_examples) if x) if (n or max_examples) else None
             t0 = time.time(); results.append(evaluate(sysm, stratified_sample(recs, k), name, Path(t).stem, router.catalog, progress))
             if log: print(f"  {name} on {Path(t).stem}: {results[-1].metrics['n']} queries in {time.time() - t0:.0f} s, tool accuracy {results[-1].metrics['tool_acc']:.1%}", file=log, flush=True)

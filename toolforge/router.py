@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_router.ipynb #7e4a265a
 from __future__ import annotations
-import sys, json, time, argparse
+import sys, json, time, argparse, inspect, functools
 from dataclasses import dataclass, field
 from pathlib import Path
 import yaml, torch, numpy as np
@@ -98,6 +98,17 @@ def set_precision(model, dtype: str = "bfloat16"):
 
 
 # %% ../nbs/07_router.ipynb #60f5fb0c
+@functools.lru_cache
+def _cache_argument(model_class) -> str:
+    "The name of the key/value cache argument: `cache` since transformers 5.24, `past_key_values` before."
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+def _forward(model, ids: list, cache, last_only: bool = False):
+    "(logits, cache) of one forward pass over `ids` after `cache`; `last_only`: project only the last position through the LM head."
+    kw = {_cache_argument(type(model)): cache}
+    o = model(input_ids=torch.tensor([ids]), use_cache=True, logits_to_keep=1 if last_only else 0, **kw)
+    return o.logits[0], o["cache"] if "cache" in o else o["past_key_values"]
+
 class Router:
     "Routes queries to validated tool calls with a (fine-tuned) causal LM."
     def __init__(self, model, tokenizer, catalog: Catalog = None, zero_shot: bool = False,
@@ -110,7 +121,7 @@ class Router:
         a, b = self._prompt("a"), self._prompt("Zq 7")
         n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
         self.prefix = a[:n]
-        with torch.no_grad(): self.cache = self.model(input_ids=torch.tensor([self.prefix]), use_cache=True).past_key_values
+        with torch.no_grad(): self.cache = _forward(self.model, self.prefix, None, last_only=True)[1]
         self.snippets = [self.tok(answer_text([ToolCall(t.name, {k: 0 if v.get("type") in ("number", "integer") else ""
                           for k, v in t.properties.items() if k in t.required})], self.catalog), add_special_tokens=False)["input_ids"]
                          for t in self.catalog]
@@ -197,14 +208,14 @@ def _decode(self: Router, ids: list, query_ids: list, max_new: int) -> tuple:
     if ids[:P] == self.prefix: cache, feed = self.cache, ids[P:]
     else: cache, feed, P = None, ids, 0  # the prompt does not start with the cached prefix: no reuse
     try:
-        o = self.model(input_ids=torch.tensor([feed]), past_key_values=cache, use_cache=True)
+        logits, cache = _forward(self.model, feed, cache, last_only=True)  # the prompt: only its last position is needed
         sources, text = [query_ids] + self.snippets, self.tok.decode(query_ids)
-        cache, out, passes = o.past_key_values, [self._pick(o.logits[0, -1], [], text)], 1
+        out, passes = [self._pick(logits[-1], [], text)], 1
         while out[-1] not in self.eos and len(out) < max_new:
             draft = self._draft(out, sources, text) if self.draft_tokens else []
-            o = self.model(input_ids=torch.tensor([[out[-1]] + draft]), past_key_values=cache, use_cache=True)
+            logits, cache = _forward(self.model, [out[-1]] + draft, cache)
             passes, a = passes + 1, 0
-            while (p := self._pick(o.logits[0, a], out + draft[:a], text)) in draft[a:a + 1] and p not in self.eos: a += 1
+            while (p := self._pick(logits[a], out + draft[:a], text)) in draft[a:a + 1] and p not in self.eos: a += 1
             out += draft[:a] + [p]
             crop_cache(cache, len(ids) + len(out) - 1)
         return out[:max_new], passes

@@ -16,8 +16,8 @@ from transformers import TrainerCallback
 
 # %% auto #0
 __all__ = ['LORA_TARGETS', 'HISTORY_FIELDS', 'TrainConfig', 'ConfigError', 'load_config', 'check_oversample', 'encode_split',
-           'HistoryCallback', 'wandb_mode', 'keep_trainable_layout', 'make_trainer', 'train', 'train_cli',
-           'plot_history', 'pd_read']
+           'HistoryCallback', 'wandb_mode', 'keep_trainable_layout', 'score_answer_tokens_only', 'attention_for',
+           'make_trainer', 'train', 'train_cli', 'plot_history', 'pd_read']
 
 # %% ../nbs/05_train.ipynb #5c0c4911
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -52,6 +52,7 @@ class TrainConfig:
     save_steps: int = 100  # checkpoint every N steps
     seed: int = 0  # seeds data order, dropout and LoRA init
     gradient_checkpointing: bool = False  # trade compute for memory (on for 7B models on a T4)
+    attn_implementation: str = "auto"  # auto (eager on CPU, the model's default elsewhere), eager or sdpa
     device: str = "auto"  # auto, cpu or cuda
     wandb: str = "auto"  # auto (online if WANDB_API_KEY is set, else off), online, offline or off
     wandb_project: str = "toolforge"  # W&B project
@@ -184,6 +185,20 @@ def keep_trainable_layout(model):
         if isinstance(m, bnb.nn.Linear4bit): m.support_avx512bf16_for_cpu = False
     return model
 
+def score_answer_tokens_only():
+    "Make TRL's fused LM head score only the positions that carry a label (the answer) on every device, not just on CUDA."
+    import trl.trainer.utils as trl_utils
+    if not hasattr(trl_utils, "_use_triton"): return False  # another TRL: leave it as it is
+    trl_utils._use_triton = lambda device: True  # only `_fused_forward` reads this name here: "compact" = hidden[mask]
+    return True
+
+def attention_for(cfg: TrainConfig, device: str):
+    "The attention implementation to train with: `cfg.attn_implementation`, where auto = eager on CPU, else None (the model's default)."
+    if cfg.attn_implementation not in ("auto", "eager", "sdpa"):
+        raise ConfigError(f"config key 'attn_implementation' must be auto, eager or sdpa, got {cfg.attn_implementation!r}")
+    if cfg.attn_implementation == "auto": return "eager" if device == "cpu" else None
+    return cfg.attn_implementation
+
 def make_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list = (), verbose: bool = True):
     "TRL `SFTTrainer` for `cfg`: NF4 base + LoRA, encoded train/val splits, history callback."
     from peft import LoraConfig
@@ -194,6 +209,8 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list = (), verbose:
     catalog = load_catalog(cfg.catalog)
     model, tok = load_base(cfg.model, quantize=True, device=device)
     keep_trainable_layout(model)
+    if attn := attention_for(cfg, device): model.set_attn_implementation(attn)
+    if device == "cpu": score_answer_tokens_only()
     train_ds = encode_split(cfg.train_file, tok, catalog, cfg.max_length, cfg.max_train_examples, cfg.oversample)
     val_ds = encode_split(cfg.val_file, tok, catalog, cfg.max_length, cfg.max_eval_examples) if cfg.val_file else None
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
