@@ -233,6 +233,7 @@ def _check_inputs(cfg: TrainConfig):
         p = getattr(cfg, k)
         if p and not Path(p).exists(): raise ConfigError(f"config key '{k}': {p} does not exist (run `toolforge generate` and `toolforge build` first)")
     check_oversample(cfg.oversample, load_catalog(cfg.catalog))
+    attention_for(cfg, "cpu")  # a bad attn_implementation fails here, before the model is loaded
 
 # %% ../nbs/05_train.ipynb #e5583b2c
 def train(cfg: TrainConfig, # the run's config
