@@ -14,8 +14,8 @@ from .chat import prompt_ids, parse_answer, answer_text, answer_check
 from .merge import merged_model, load_adapted
 
 # %% auto #0
-__all__ = ['DTYPES', 'RouteResult', 'load_router_model', 'WeightInt8Linear', 'set_precision', 'Router', 'crop_cache',
-           'route_lines', 'route_cli', 'benchmark']
+__all__ = ['DTYPES', 'INT8_MAX_ROWS', 'RouteResult', 'load_router_model', 'WeightInt8Linear', 'set_precision', 'KVBuffer',
+           'LeanLlama', 'Router', 'crop_cache', 'route_lines', 'route_cli', 'benchmark']
 
 # %% ../nbs/07_router.ipynb #8fef19b1
 @dataclass
@@ -97,6 +97,96 @@ def set_precision(model, dtype: str = "bfloat16"):
     return model.float()
 
 
+# %% ../nbs/07_router.ipynb #3cf319c6
+INT8_MAX_ROWS = 4  # up to this many tokens a pass, int8 weights use the int8 kernel; above, the same weights dequantised
+
+class KVBuffer:
+    "Keys and values of every layer in preallocated tensors that grow by doubling; `get_seq_length` and `crop` as in transformers' caches."
+    def __init__(self, layers: int, kv_heads: int, head_dim: int, dtype, capacity: int = 256):
+        self.k = torch.zeros(layers, kv_heads, capacity, head_dim, dtype=dtype)
+        self.v, self.n = torch.zeros_like(self.k), 0
+    def get_seq_length(self) -> int: return self.n
+    def crop(self, length: int):
+        "Keep the first `length` positions (a negative `length` removes that many from the end)."
+        self.n = max(0, self.n + length) if length < 0 else min(length, self.n)
+    def reserve(self, n: int):
+        "Room for `n` positions."
+        if n <= self.k.shape[2]: return
+        grow = lambda t: torch.cat([t, t.new_zeros(*t.shape[:2], max(n, 2 * t.shape[2]) - t.shape[2], t.shape[3])], 2)
+        self.k, self.v = grow(self.k), grow(self.v)
+
+class _Weight:
+    "One projection's weights: the int8 kernel's operands when quantised, and a (dequantised) transposed matrix for longer passes."
+    def __init__(self, *layers):
+        if all(isinstance(l, WeightInt8Linear) for l in layers):
+            self.q, self.s = torch.cat([l.weight for l in layers]), torch.cat([l.scales for l in layers])
+            self.t = (self.q.to(torch.bfloat16) * self.s[:, None]).t().contiguous()
+        else: self.q, self.t = None, torch.cat([l.weight.detach() for l in layers]).t().contiguous()
+    def __call__(self, x):
+        if self.q is not None and x.shape[0] <= INT8_MAX_ROWS: return torch._weight_int8pack_mm(x.contiguous(), self.q, self.s)
+        return x @ self.t
+
+class LeanLlama:
+    "The forward pass of a Llama-architecture causal LM for one sequence on a CPU, in a few fused operations a layer."
+    def __init__(self, model):
+        c, inner = model.config, model.model
+        self.H, self.KV = c.num_attention_heads, c.num_key_value_heads
+        self.D = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        self.eps, self.emb, self.dtype = c.rms_norm_eps, inner.embed_tokens.weight.detach(), inner.embed_tokens.weight.dtype
+        self.layers = [(l.input_layernorm.weight.detach(), _Weight(l.self_attn.q_proj, l.self_attn.k_proj, l.self_attn.v_proj),
+                        _Weight(l.self_attn.o_proj), l.post_attention_layernorm.weight.detach(),
+                        _Weight(l.mlp.gate_proj, l.mlp.up_proj), _Weight(l.mlp.down_proj)) for l in inner.layers]
+        self.norm, self.head = inner.norm.weight.detach(), _Weight(model.lm_head)
+        rot = inner.rotary_emb
+        self.inv_freq, self.rope_scale, self._cos, self._sin = rot.inv_freq.float(), getattr(rot, "attention_scaling", 1.0), None, None
+
+    @staticmethod
+    def supports(model) -> bool:
+        "Whether `model` is a Llama-architecture model on a CPU whose weights `LeanLlama` can take (plain, int8 or tied; no biases, no adapters)."
+        c = getattr(model, "config", None)
+        if type(model).__name__ != "LlamaForCausalLM" or c is None or next(model.parameters()).device.type != "cpu": return False
+        if getattr(c, "attention_bias", False) or getattr(c, "mlp_bias", False) or c.hidden_act != "silu": return False
+        if (getattr(c, "rope_parameters", None) or {}).get("rope_type", "default") != "default": return False
+        lins = [m for l in model.model.layers for m in l.modules() if isinstance(m, (torch.nn.Linear, WeightInt8Linear))] + [model.lm_head]
+        return all(type(m) in (torch.nn.Linear, WeightInt8Linear) and m.bias is None for m in lins) and len(lins) == 7 * len(model.model.layers) + 1
+
+    def new_cache(self, n: int = 256) -> KVBuffer: return KVBuffer(len(self.layers), self.KV, self.D, self.dtype, max(256, n))
+
+    def _rope(self, n1: int):
+        if self._cos is None or self._cos.shape[0] < n1:  # as transformers computes it: float32 angles, cast to the activations' type
+            f = torch.outer(torch.arange(max(n1, 1024)).float(), self.inv_freq); e = torch.cat([f, f], -1)
+            self._cos, self._sin = (e.cos() * self.rope_scale).to(self.dtype), (e.sin() * self.rope_scale).to(self.dtype)
+        return self._cos, self._sin
+
+    def _rms(self, x, w):
+        h = x.float()
+        return w * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
+
+    @torch.no_grad()
+    def __call__(self, ids: list, cache: KVBuffer = None, last_only: bool = False) -> tuple:
+        "(logits, cache) of the tokens `ids` after `cache` (a new one when None), like `_forward`."
+        cache = cache if cache is not None else self.new_cache(len(ids))
+        T, H, KV, D, n0 = len(ids), self.H, self.KV, self.D, cache.n
+        n1 = n0 + T; cache.reserve(n1)
+        cos, sin = (t[n0:n1] for t in self._rope(n1))
+        mask = torch.ones(T, n1, dtype=torch.bool).tril(n0) if T > 1 else None  # causal within the pass, all of the cache before it
+        x = self.emb[torch.tensor(ids)]
+        def rotate(t):
+            a, b = t.chunk(2, -1)
+            return t * cos + torch.cat([-b, a], -1) * sin
+        for i, (ln1, qkv, o, ln2, gate_up, down) in enumerate(self.layers):
+            q, k, v = qkv(self._rms(x, ln1)).split([H * D, KV * D, KV * D], -1)
+            q, k = rotate(q.view(T, H, D).transpose(0, 1)), rotate(k.view(T, KV, D).transpose(0, 1))
+            cache.k[i, :, n0:n1], cache.v[i, :, n0:n1] = k, v.view(T, KV, D).transpose(0, 1)
+            a = torch.nn.functional.scaled_dot_product_attention(q[None], cache.k[i:i + 1, :, :n1], cache.v[i:i + 1, :, :n1],
+                                                                 attn_mask=mask, enable_gqa=True)
+            x = x + o(a[0].transpose(0, 1).reshape(T, H * D))
+            g, u = gate_up(self._rms(x, ln2)).chunk(2, -1)
+            x = x + down(torch.nn.functional.silu(g) * u)
+        cache.n = n1
+        return self.head(self._rms(x[-1:] if last_only else x, self.norm)), cache
+
+
 # %% ../nbs/07_router.ipynb #60f5fb0c
 @functools.lru_cache
 def _cache_argument(model_class) -> str:
@@ -105,6 +195,7 @@ def _cache_argument(model_class) -> str:
 
 def _forward(model, ids: list, cache, last_only: bool = False):
     "(logits, cache) of one forward pass over `ids` after `cache`; `last_only`: project only the last position through the LM head."
+    if isinstance(model, LeanLlama): return model(ids, cache, last_only)
     kw = {_cache_argument(type(model)): cache}
     o = model(input_ids=torch.tensor([ids]), use_cache=True, logits_to_keep=1 if last_only else 0, **kw)
     return o.logits[0], o["cache"] if "cache" in o else o["past_key_values"]
@@ -112,8 +203,9 @@ def _forward(model, ids: list, cache, last_only: bool = False):
 class Router:
     "Routes queries to validated tool calls with a (fine-tuned) causal LM."
     def __init__(self, model, tokenizer, catalog: Catalog = None, zero_shot: bool = False,
-                 max_query_tokens: int = 384, draft_tokens: int = 8, constrain: bool = None):
+                 max_query_tokens: int = 384, draft_tokens: int = 3, constrain: bool = None, lean: bool = True):
         self.model, self.tok, self.catalog = model.eval(), tokenizer, catalog or load_catalog()
+        self.net = LeanLlama(model) if lean and LeanLlama.supports(model) else model  # what runs the forward passes
         self.zero_shot, self.max_query_tokens, self.draft_tokens, self.copy_values = zero_shot, max_query_tokens, draft_tokens, True
         self.constrain = not zero_shot if constrain is None else constrain  # zero-shot: the base model as prompted, unconstrained
         self._chars = None  # token ids of single characters, the fallback of constrained decoding
@@ -121,10 +213,11 @@ class Router:
         a, b = self._prompt("a"), self._prompt("Zq 7")
         n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
         self.prefix = a[:n]
-        with torch.no_grad(): self.cache = _forward(self.model, self.prefix, None, last_only=True)[1]
-        self.snippets = [self.tok(answer_text([ToolCall(t.name, {k: 0 if v.get("type") in ("number", "integer") else ""
-                          for k, v in t.properties.items() if k in t.required})], self.catalog), add_special_tokens=False)["input_ids"]
-                         for t in self.catalog]
+        with torch.no_grad(): self.cache = _forward(self.net, self.prefix, None, last_only=True)[1]
+        placeholder = lambda v: 0 if v.get("type") in ("number", "integer") else "a"  # "a", not "": `":"` is then one token, as in real answers
+        self.snippets = [self.tok(answer_text([ToolCall(t.name, {k: placeholder(v) for k, v in t.properties.items() if k in keys})],
+                                              self.catalog), add_special_tokens=False)["input_ids"]
+                         for t in self.catalog for keys in (t.required, list(t.properties))]  # required arguments, then all of them
     def _prompt(self, query: str) -> list: return prompt_ids(query, self.tok, self.catalog, describe_tools=self.zero_shot)
 
 # %% ../nbs/07_router.ipynb #0240554f
@@ -184,8 +277,9 @@ def _value_draft(self: Router, out: list, text: str) -> list:
     return self.tok(rest, add_special_tokens=False)["input_ids"][:self.draft_tokens] if rest else []
 
 def _draft(self: Router, out: list, sources: list, text: str = "") -> list:
-    "A guess of the next tokens: copied from the query inside a value, else what followed the last 3, 2 or 1 tokens in the query or a catalog snippet."
+    "A guess of the next tokens: copied from the query inside a value, else what followed the last 3, 2 or 1 tokens in the query (`sources[0]`) or a catalog snippet."
     if text and self.copy_values and (d := self._value_draft(out, text)): return d
+    if self.tok.decode(out[-24:]).split("\n")[-1].count('"') % 2 == 0: sources = sources[1:] + sources[:1]  # outside a string: the format first
     for n in (3, 2, 1):
         if len(out) < n: continue
         for src in sources:
@@ -208,12 +302,12 @@ def _decode(self: Router, ids: list, query_ids: list, max_new: int) -> tuple:
     if ids[:P] == self.prefix: cache, feed = self.cache, ids[P:]
     else: cache, feed, P = None, ids, 0  # the prompt does not start with the cached prefix: no reuse
     try:
-        logits, cache = _forward(self.model, feed, cache, last_only=True)  # the prompt: only its last position is needed
+        logits, cache = _forward(self.net, feed, cache, last_only=True)  # the prompt: only its last position is needed
         sources, text = [query_ids] + self.snippets, self.tok.decode(query_ids)
         out, passes = [self._pick(logits[-1], [], text)], 1
         while out[-1] not in self.eos and len(out) < max_new:
             draft = self._draft(out, sources, text) if self.draft_tokens else []
-            logits, cache = _forward(self.model, [out[-1]] + draft, cache)
+            logits, cache = _forward(self.net, [out[-1]] + draft, cache)
             passes, a = passes + 1, 0
             while (p := self._pick(logits[a], out + draft[:a], text)) in draft[a:a + 1] and p not in self.eos: a += 1
             out += draft[:a] + [p]
