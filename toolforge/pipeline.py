@@ -44,7 +44,7 @@ def prepare_data(data_dir="data", n: int = 2000, seed: int = 0, stage=None) -> d
 # %% ../nbs/08a_pipeline.ipynb #c8dc8775
 def run_pipeline(cfg: TrainConfig, # the run's config (its data paths are used for the splits)
                  baselines: bool = True, # evaluate the baselines beside the router
-                 zero_shot: int = 10, # examples per test file for the zero-shot base model (0: skip); about 4 s each on a CPU
+                 zero_shot: int = 10, # examples per test file for the zero-shot base model (0: skip); about 2 s each on a 2-core CPU
                  verbose: bool = True, # training progress output
                  max_examples: int = None, # evaluate on a stratified sample of this size per test file (None: all)
                 ) -> list:
@@ -64,7 +64,7 @@ def run_pipeline(cfg: TrainConfig, # the run's config (its data paths are used f
     stage(f"evaluating on {', '.join(p.stem for p in tests)}" + (" with baselines" if baselines else ""))
     results = evaluate_run(str(run_dir), [str(p) for p in tests], baselines, zero_shot if baselines else 0,
                            str(paths["train"]), str(paths["val"]), progress=sys.stderr.isatty(), max_examples=max_examples, log=stage.out,
-                           zero_shot_tests=["test", "hard_test"])  # the zero-shot row costs ~3 s a query; the two splits are enough for it
+                           zero_shot_tests=["test", "hard_test"])  # the zero-shot row costs ~2 s a query; the two splits are enough for it
     save_results(results, run_dir/"eval")
     stage.done(f"wrote {run_dir}/eval")
     return results

@@ -266,9 +266,13 @@ def _find(seq: list, pat: list):
         if seq[i:i + n] == pat: return i
     return None
 
+def _answer_line(self: Router, out: list) -> str:
+    "The answer line being written (from its last 24 tokens at most)."
+    return self.tok.decode(out[-24:]).split("\n")[-1]
+
 def _value_draft(self: Router, out: list, text: str) -> list:
     "Inside a string value: the tokens of what follows, in the query `text`, the value written so far (2+ characters, any case)."
-    line = self.tok.decode(out[-24:]).split("\n")[-1]
+    line = self._answer_line(out)
     q = line.rfind('"')
     if q < 1 or not line[:q].endswith(":") or len(line) - q - 1 < 2: return []
     i = text.lower().rfind(line[q + 1:].lower())
@@ -279,7 +283,7 @@ def _value_draft(self: Router, out: list, text: str) -> list:
 def _draft(self: Router, out: list, sources: list, text: str = "") -> list:
     "A guess of the next tokens: copied from the query inside a value, else what followed the last 3, 2 or 1 tokens in the query (`sources[0]`) or a catalog snippet."
     if text and self.copy_values and (d := self._value_draft(out, text)): return d
-    if self.tok.decode(out[-24:]).split("\n")[-1].count('"') % 2 == 0: sources = sources[1:] + sources[:1]  # outside a string: the format first
+    if self._answer_line(out).count('"') % 2 == 0: sources = sources[1:] + sources[:1]  # outside a string: the format first
     for n in (3, 2, 1):
         if len(out) < n: continue
         for src in sources:
@@ -287,7 +291,7 @@ def _draft(self: Router, out: list, sources: list, text: str = "") -> list:
             if i is not None: return src[i + n:i + n + self.draft_tokens]
     return []
 
-Router._value_draft, Router._draft = _value_draft, _draft
+Router._answer_line, Router._value_draft, Router._draft = _answer_line, _value_draft, _draft
 
 # %% ../nbs/07_router.ipynb #2f391e14
 def crop_cache(cache, length: int):
