@@ -187,16 +187,25 @@ def _shuffled(items, seed) -> list:
     "`items` sorted, then shuffled by a string seed (stable across runs and Python hash seeds)."
     items = sorted(items); random.Random(str(seed)).shuffle(items); return items
 
-def _hard_groups(groups: dict, seed: int, hard_fraction: float) -> set:
-    "The hard groups chosen for hard_test: `hard_fraction` of each category's hard examples, by whole groups."
+def _anchors(groups: dict, seed: int) -> set:
+    "One phrasing of every template that has two or more, chosen by a seeded shuffle: the one that goes to train."
+    by_template = defaultdict(list)
+    for g, rs in groups.items():
+        t = (rs[0].get("meta") or {}).get("template")
+        if t and g != t: by_template[t].append(g)
+    return {_shuffled(gs, f"{seed}:anchor:{t}")[0] for t, gs in by_template.items() if len(gs) >= 2}
+
+def _hard_groups(groups: dict, seed: int, hard_fraction: float, keep: set = frozenset()) -> set:
+    "The hard groups chosen for hard_test: `hard_fraction` of each category's hard examples, by whole groups, none of `keep`."
     by_cat, chosen = defaultdict(list), set()
     for g, rs in groups.items():
-        if is_hard(rs): by_cat[_category_of_group(rs)].append(g)
+        if is_hard(rs) and g not in keep: by_cat[_category_of_group(rs)].append(g)
     for c, gs in by_cat.items():
         gs = _shuffled(gs, f"{seed}:hard:{c}")
         first = (0,) if len(gs) >= 2 and 0 < hard_fraction < 1 else ()  # one hard group of each category for hard_test
         chosen |= {g for g, b in zip(gs, _fill([len(groups[g]) for g in gs], (hard_fraction, 1 - hard_fraction), first)) if b == 0}
     return chosen
+
 
 # %% ../nbs/03_dataset.ipynb #303aa3f1
 def _check_fractions(fractions, hard_fraction):
@@ -216,20 +225,26 @@ def split_records(records: list, # deduplicated, validated records
                   seed: int = 0, # seed of every shuffle: the same seed gives the same splits
                   fractions: tuple = (0.7, 0.1, 0.2), # train, val, test shares of the examples outside hard_test
                   hard_fraction: float = 0.3, # share of the hard groups' examples that go to hard_test
+                  anchor: bool = False, # keep one phrasing of every template in train (off for the committed data, built before it)
                  ) -> dict[str, list]:
     "Split `records` by whole groups into train, val, test and hard_test, stratified by category."
     _check_fractions(fractions, hard_fraction)
     groups = defaultdict(list)
     for r in records: groups[group_of(r)].append(r)
-    out, hard, by_cat = {s: [] for s in SPLITS}, _hard_groups(groups, seed, hard_fraction), defaultdict(list)
+    anchors = _anchors(groups, seed) if anchor and fractions[0] > 0 else set()
+    out, hard, by_cat = {s: [] for s in SPLITS}, _hard_groups(groups, seed, hard_fraction, anchors), defaultdict(list)
     for g in groups: (out["hard_test"].extend(groups[g]) if g in hard else by_cat[_category_of_group(groups[g])].append(g))
-    first = tuple(b for b in (0, 2, 1) if fractions[b] > 0)  # train, then test, then val
+    pins = tuple(b for b in (0, 2, 1) if fractions[b] > 0)  # train, then test, then val
     for c in sorted(by_cat):
         gs = _shuffled(by_cat[c], f"{seed}:{c}")
+        gs = [g for g in gs if g in anchors] + [g for g in gs if g not in anchors]  # anchors first, all to train
+        k = sum(g in anchors for g in gs)
+        first = (0,) * k + tuple(b for b in pins if b != 0 or not k)
         for g, b in zip(gs, _fill([len(groups[g]) for g in gs], fractions, first)): out[SPLITS[b]].extend(groups[g])
     for s in SPLITS: out[s].sort(key=lambda r: r["id"])
     _warn_missing(out)
     return out
+
 
 # %% ../nbs/03_dataset.ipynb #2cbd1d2a
 def check_no_leakage(splits: dict) -> None:
