@@ -206,7 +206,6 @@ def _hard_groups(groups: dict, seed: int, hard_fraction: float, keep: set = froz
         chosen |= {g for g, b in zip(gs, _fill([len(groups[g]) for g in gs], (hard_fraction, 1 - hard_fraction), first)) if b == 0}
     return chosen
 
-
 # %% ../nbs/03_dataset.ipynb #303aa3f1
 def _check_fractions(fractions, hard_fraction):
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
@@ -237,14 +236,13 @@ def split_records(records: list, # deduplicated, validated records
     pins = tuple(b for b in (0, 2, 1) if fractions[b] > 0)  # train, then test, then val
     for c in sorted(by_cat):
         gs = _shuffled(by_cat[c], f"{seed}:{c}")
-        gs = [g for g in gs if g in anchors] + [g for g in gs if g not in anchors]  # anchors first, all to train
+        gs = sorted(gs, key=lambda g: g not in anchors)  # anchors first (a stable sort), all to train
         k = sum(g in anchors for g in gs)
         first = (0,) * k + tuple(b for b in pins if b != 0 or not k)
         for g, b in zip(gs, _fill([len(groups[g]) for g in gs], fractions, first)): out[SPLITS[b]].extend(groups[g])
     for s in SPLITS: out[s].sort(key=lambda r: r["id"])
     _warn_missing(out)
     return out
-
 
 # %% ../nbs/03_dataset.ipynb #2cbd1d2a
 def check_no_leakage(splits: dict) -> None:
