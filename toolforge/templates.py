@@ -21,13 +21,13 @@ __all__ = ['WORDS_P', 'COMMAS_P', 'FILLERS', 'CONTEXTS', 'ASK_PREFIXES', 'QUESTI
            'USER_TEXTS', 'PARAGRAPHS', 'NAMEABLES', 'GLUED', 'MONTHS', 'TEMPLATES', 'SHAPES', 'FRACTIONS',
            'TIME_FACTORS', 'ITEMS', 'HOLIDAYS', 'ADD_UNITS', 'WEEKDAYS', 'TARGETS', 'QUOTES', 'WIKI_URLS',
            'RECIPE_URLS', 'DOC_URLS', 'PAPER_URLS', 'SHOP_URLS', 'SHOP_WEATHER_URLS', 'JOINTS', 'DIMENSIONS',
-           'WIKI_CITIES', 'TRAVEL', 'SHARES', 'number_words', 'ordinal_words', 'ordinal_digits', 'fmt_num', 'num_text',
-           'Slot', 'expand', 'fill', 'augment', 's_places', 's_cities', 's_pick', 's_num', 's_quantity', 's_time',
-           'date_text', 's_date', 'Template', 'template', 'templates', 'weather', 'calc', 'search', 'wiki', 'define',
-           'translate', 'convert', 'read', 'clock', 'render', 'show_templates', 'pct', 's_pct', 's_money', 'both',
-           'nums', 's_expression', 's_radicand', 's_power', 's_numbers', 's_part_whole', 's_time_factor',
-           's_zone_place', 's_two_zones', 's_amount', 's_holiday', 's_two_dates', 's_word', 's_text', 's_phrase',
-           's_foreign', 's_trip', 's_title', 's_subject', 's_currencies', 's_flight', 's_url', 'urls_with',
+           'WIKI_CITIES', 'TRAVEL', 'WORD_JOINTS', 'SHARES', 'number_words', 'ordinal_words', 'ordinal_digits',
+           'fmt_num', 'num_text', 'Slot', 'expand', 'fill', 'augment', 's_places', 's_cities', 's_pick', 's_num',
+           's_quantity', 's_time', 'date_text', 's_date', 'Template', 'template', 'templates', 'weather', 'calc',
+           'search', 'wiki', 'define', 'translate', 'convert', 'read', 'clock', 'render', 'show_templates', 'pct',
+           's_pct', 's_money', 'both', 'nums', 's_expression', 's_radicand', 's_power', 's_numbers', 's_part_whole',
+           's_time_factor', 's_zone_place', 's_two_zones', 's_amount', 's_holiday', 's_two_dates', 's_word', 's_text',
+           's_phrase', 's_foreign', 's_trip', 's_title', 's_subject', 's_currencies', 's_flight', 's_url', 'urls_with',
            's_two_targets', 's_country_trip', 'rename', 'multi', 'category_counts', 'check_example',
            'generate_examples', 'count_table', 'generate_cli']
 
@@ -979,7 +979,8 @@ templates("dictionary", [
     ("register", ["is {w} a formal word? what does it mean", "can I use {w} in a work email? what does it mean exactly", "is {w} slang or proper English?"]),
     ("crossword", ["crossword help: what does {w} mean", "what does {w} mean, it's for a crossword"]),
 ], s_word, lambda v: [define(v["w"])], hard={"meaning", "meaning_quoted", "essay", "synonyms"})
-template("dictionary", "plain_synonyms", ["another word for {w}", "synonym for {w}", "what's a better word than {w}?", "{w} synonyms", "a stronger word for {w}"],
+template("dictionary", "plain_synonyms", ["another word for {w}", "synonym for {w}", "what's a better word than {w}?", "{w} synonyms", "a stronger word for {w}",
+                                              "a more formal word for {w}", "other words for {w}", "thesaurus: {w}", "what can I say instead of {w}?"],
          lambda r: s_word(r, "w", PLAIN_WORDS), lambda v: [define(v["w"])], hard=True)
 
 # %% ../nbs/01_templates.ipynb #0f3393e3
@@ -1026,7 +1027,8 @@ template("translate", "trip", ["I'm traveling to {country}, how do I say {q} in 
                                "visiting {country}: {q} in {lang}?"], s_trip, _tr)
 template("translate", "word_for", ["what's the {lang} word for {q}", "{lang} word for {q}", "how do you say {q} in {lang}?", "what's {q} in {lang}"],
          lambda r: {**s_text(r, r.choice(NOUNS)), "lang": Slot(r.choice(TARGETS))}, _tr, hard=True)
-template("translate", "foreign_meaning", ["what does {q} mean", "what does {q} mean in English", "meaning of {q}?", "{q} - what does that mean?"],
+template("translate", "foreign_meaning", ["what does {q} mean", "what does {q} mean in English", "meaning of {q}?", "{q} - what does that mean?",
+                                               "what's the meaning of {q}", "any idea what {q} means?", "{q}? what does it mean"],
          s_foreign, _tr, hard=True)
 template("translate", "foreign_from", ["translate {q} from {flang}", "translate from {flang}: {text}", "{flang} to English: {text}", "what's {q} in English?"],
          s_foreign, _tr)
@@ -1306,9 +1308,11 @@ def rename(sampler, **names):
     "A sampler whose slots are renamed (`rename(s_quantity, q='q2')`)."
     return lambda r: {names.get(k, k): s for k, s in sampler(r).items()}
 
-def multi(name, patterns, sample, calls):
-    "Register a multi_tool template; `<and>` in a pattern stands for one of the `JOINTS`."
-    template(MULTI_TOOL, name, [p.replace("<and>", JOINTS) for p in patterns], sample, calls, hard=True)
+WORD_JOINTS = "[ and |, and |, also |. also |. and ]"  # for arithmetic, where " + " or ", plus " would join the sums
+
+def multi(name, patterns, sample, calls, joints=JOINTS):
+    "Register a multi_tool template; `<and>` in a pattern stands for one of the `joints`."
+    template(MULTI_TOOL, name, [p.replace("<and>", joints) for p in patterns], sample, calls, hard=True)
 
 # %% ../nbs/01_templates.ipynb #e58dcb21
 def _multi_templates():
@@ -1334,7 +1338,8 @@ def _multi_templates():
     multi("convert_two_targets", ["{q} in {to} and {to2}", "convert {q} to {to}<and>to {to2}", "what's {q} in {to} and also in {to2}?"],
           s_two_targets, lambda v: [convert(*v["q"], v["to"]), convert(*v["q"], v["to2"])])
     multi("calc_two", ["what's {a} times {b}<and>{c} plus {d}?", "{a_n} x {b_n} and {c_n} + {d_n}", "calculate {a_n}*{b_n}<and>{c_n}+{d_n}"],
-          nums(("a", 2, 999), ("b", 2, 999), ("c", 2, 9999), ("d", 2, 9999)), lambda v: [calc(v["a"], "*", v["b"]), calc(v["c"], "+", v["d"])])
+          nums(("a", 2, 999), ("b", 2, 999), ("c", 2, 9999), ("d", 2, 9999)), lambda v: [calc(v["a"], "*", v["b"]), calc(v["c"], "+", v["d"])],
+          joints=WORD_JOINTS)
     multi("wiki_two", ["who were {x} and {y}?", "tell me about {x}<and>{y}", "compare {x} and {y}", "{x} vs {y}: who were they"],
           lambda r: {k: Slot(r.choice(s), t) for k, (t, s) in zip("xy", r.sample(WIKI["person"], 2))}, lambda v: [wiki(v["x"]), wiki(v["y"])])
     multi("weather_and_events", ["weather in {city} this weekend<and>what events are on there", "what's the forecast for {city}<and>any concerts this week?"],
