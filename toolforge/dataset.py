@@ -12,10 +12,10 @@ from .catalog import (Catalog, CatalogError, ToolCall, category_of, load_catalog
                                record_errors, write_jsonl, MULTI_TOOL)
 
 # %% auto #0
-__all__ = ['SPLITS', 'SOURCE_PRIORITY', 'RECORD_FORMAT', 'FIELDS', 'DatasetError', 'normalize_query', 'line_errors',
-           'reason_kind', 'BuildReport', 'load_sources', 'label_of', 'deduplicate', 'group_of', 'is_hard',
-           'split_records', 'check_no_leakage', 'category_table', 'data_card', 'build_splits', 'load_split',
-           'default_sources', 'build_cli']
+__all__ = ['SPLITS', 'SOURCE_PRIORITY', 'COMPOSE_JOINTS', 'RECORD_FORMAT', 'FIELDS', 'DatasetError', 'normalize_query',
+           'line_errors', 'reason_kind', 'BuildReport', 'load_sources', 'label_of', 'deduplicate', 'group_of',
+           'is_hard', 'split_records', 'check_no_leakage', 'compose_multi', 'category_table', 'data_card',
+           'build_splits', 'load_split', 'default_sources', 'build_cli']
 
 # %% ../nbs/03_dataset.ipynb #17bc6f59
 class DatasetError(ValueError):
@@ -71,6 +71,7 @@ class BuildReport:
     conflicts: list = field(default_factory=list)  # one line per duplicated query whose copies disagree
     conflict_dropped: int = 0  # records dropped when resolving conflicts
     groups: int = 0  # template groups in the final data
+    composed: int = 0  # `compose_multi` examples added to train (counted in `splits`, not in `final`)
     splits: dict = field(default_factory=dict)  # split -> Counter of categories
     warnings: list = field(default_factory=list)  # e.g. a category missing from a split
     settings: dict = field(default_factory=dict)  # seed, fractions, hard_fraction
@@ -79,7 +80,7 @@ class BuildReport:
     @property
     def kept(self) -> int: return sum(s["kept"] for s in self.sources.values())
     @property
-    def final(self) -> int: return sum(sum(c.values()) for c in self.splits.values())
+    def final(self) -> int: return sum(sum(c.values()) for c in self.splits.values()) - self.composed
 
 # %% ../nbs/03_dataset.ipynb #75960dae
 def _summary(self: BuildReport, max_lines: int = 10) -> str:
@@ -92,7 +93,7 @@ def _summary(self: BuildReport, max_lines: int = 10) -> str:
              f"({self.conflict_dropped} records dropped, priority human > template > teacher)")
     L += [f"  {c}" for c in self.conflicts[:3]]
     if self.splits:
-        L.append(f"splits   {self.final} records in {self.groups} groups: " + ", ".join(f"{s} {sum(c.values())}" for s, c in self.splits.items()))
+        L.append(f"splits   {self.final} records in {self.groups} groups" + (f" + {self.composed} composed in train" if self.composed else "") + ": " + ", ".join(f"{s} {sum(c.values())}" for s, c in self.splits.items()))
     return "\n".join(L + [f"warning  {w}" for w in self.warnings])
 
 BuildReport.summary = _summary
@@ -260,6 +261,39 @@ def check_no_leakage(splits: dict) -> None:
     problems += [f"group {g!r} is in {', '.join(sorted(ss))}" for g, ss in where.items() if len(ss) > 1]
     if problems: raise DatasetError(f"leakage between splits: {len(problems)} problem(s), e.g.\n  " + "\n  ".join(problems[:5]))
 
+# %% ../nbs/03_dataset.ipynb #359c253c
+COMPOSE_JOINTS = [" and ", ", and ", " and also ", ". also ", ", also ", " & ", "; ", " + ", ", plus "]
+
+def _composable(rec: dict, first: bool) -> bool:
+    "Whether `rec` is one call whose query can stand first (`first`) or second in a joined request."
+    ops = set((rec.get("meta") or {}).get("aug", []))
+    return len(rec["calls"]) == 1 and not ops & ({"polite", "upper"} if first else {"filler", "context", "polite", "upper"})
+
+def compose_multi(train: list, # training records (single-call ones are joined)
+                  n: int, # how many to make
+                  seed: int = 0, # the same seed gives the same records
+                 ) -> list[dict]:
+    "`n` multi_tool records, each two single-call records of different tools from `train`, joined, with both calls."
+    r = random.Random(f"{seed}:compose")
+    firsts = sorted((x for x in train if _composable(x, True)), key=lambda x: x["id"])
+    seconds = sorted((x for x in train if _composable(x, False)), key=lambda x: x["id"])
+    if not firsts or not seconds or n <= 0: return []
+    seen, out = {normalize_query(x["query"]) for x in train}, []
+    for _ in range(20 * n):
+        if len(out) == n: break
+        a, b = r.choice(firsts), r.choice(seconds)
+        if a["calls"][0]["name"] == b["calls"][0]["name"]: continue
+        joint = r.choice([j for j in COMPOSE_JOINTS if "calculator" not in (a["category"], b["category"]) or j.strip(" ,") not in ("+", "plus")])
+        qa, qb = a["query"].rstrip(" ?!.") if r.random() < 0.7 else a["query"], b["query"]
+        if joint[0] != ".": qb = qb[:1].lower() + qb[1:] if qb[1:2].islower() else qb  # "…, and what's …", not "…, and What's …"
+        q = qa + joint + qb
+        if normalize_query(q) in seen: continue
+        seen.add(normalize_query(q))
+        out.append({"id": f"cmp-{len(out):05d}", "query": q, "calls": a["calls"] + b["calls"], "category": MULTI_TOOL, "source": a["source"],
+                    "meta": {"template": "multi_tool/composed", "composed_of": [a["id"], b["id"]], "hard": True, "aug": []}})
+    return out
+
+
 # %% ../nbs/03_dataset.ipynb #0b77b6a3
 def category_table(counts: dict, # split -> Counter of categories
                    categories: list, # row order
@@ -305,6 +339,7 @@ Generated by `toolforge build` (`toolforge.dataset.build_splits`); do not edit t
 - `train`, `val`, `test`: {f[0]:.0%} / {f[1]:.0%} / {f[2]:.0%} of the examples outside `hard_test`, stratified by category. Whole template groups (`meta.template`, else the normalised query) are assigned to one split, so near-duplicates never straddle splits.
 - `hard_test`: {st.get('hard_fraction', 0.3):.0%} of the examples of hard groups (any record with `meta.hard` or a `multi_tool` label), stratified by category; the other hard groups are split like the rest.
 - {"Anchors: every template phrased several ways (groups `template#pattern`) keeps one phrasing in `train`, so no kind of request is tested without a training example; the other phrasings are split as above." if st.get("anchor", True) else "No anchors (`--no-anchor`): a template phrased several ways may have no phrasing in `train`."}
+- {f"Composed: {report.composed} `train` examples are two single-call `train` examples joined into one request with both calls (`meta.template` `multi_tool/composed`, `meta.composed_of` their ids); built after the split, from train only." if report.composed else "No composed examples."}
 - Checked before writing: no normalised query of `val`, `test` or `hard_test` is in `train`, and no group is in two splits. Seed {st.get('seed', 0)}.
 
 ## Sources
@@ -326,7 +361,7 @@ toolforge generate   # writes data/templates.jsonl from the templates
 toolforge build      # validates, deduplicates and splits data/templates.jsonl (+ data/teacher.jsonl if present) into data/
 ```
 
-This build ran as `toolforge build {' '.join(report.sources)} --seed {st.get('seed', 0)}{'' if st.get('anchor', True) else ' --no-anchor'}`.
+This build ran as `toolforge build {' '.join(report.sources)} --seed {st.get('seed', 0)}{'' if st.get('anchor', True) else ' --no-anchor'}{'' if st.get('compose', 0.1) == 0.1 else f' --compose {st.get("compose")}'}`.
 
 ## Record format
 
@@ -352,6 +387,7 @@ def build_splits(sources: list, # JSONL files of records (templates, teacher lab
                  fractions: tuple = (0.7, 0.1, 0.2), # train, val, test shares
                  hard_fraction: float = 0.3, # share of the hard groups' examples for hard_test
                  anchor: bool = True, # keep one phrasing of every template with several in train
+                 compose: float = 0.1, # add this share of train in `compose_multi` examples to train (0: none)
                 ) -> BuildReport:
     "Validate, deduplicate and split `sources`; write `{train,val,test,hard_test}.jsonl` and `README.md` to `out_dir`."
     catalog = _as_catalog(catalog)
@@ -361,11 +397,13 @@ def build_splits(sources: list, # JSONL files of records (templates, teacher lab
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         splits = split_records(records, seed, fractions, hard_fraction, anchor)
+    composed = compose_multi(splits["train"], round(compose * len(splits["train"])), seed) if compose > 0 else []
+    splits["train"] = sorted(splits["train"] + composed, key=lambda r: r["id"])
     check_no_leakage(splits)
     report.warnings = [str(w.message) for w in caught]
-    report.groups = len({group_of(r) for r in records})
+    report.groups, report.composed = len({group_of(r) for r in records}), len(composed)
     report.splits = {s: Counter(r["category"] for r in rs) for s, rs in splits.items()}
-    report.settings = {"seed": seed, "fractions": tuple(fractions), "hard_fraction": hard_fraction, "anchor": anchor}
+    report.settings = {"seed": seed, "fractions": tuple(fractions), "hard_fraction": hard_fraction, "anchor": anchor, "compose": compose}
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     for s in SPLITS: write_jsonl(map(_canonical, splits[s]), out/f"{s}.jsonl")
     _write_text(data_card(report, catalog.categories), out/"README.md")
@@ -391,17 +429,18 @@ def default_sources(data_dir="data") -> list:
     return [d/"templates.jsonl"] + ([d/"teacher.jsonl"] if (d/"teacher.jsonl").is_file() else [])
 
 def build_cli(argv: list = None) -> int:
-    "`toolforge build [SOURCE ...] [--out data] [--strict] [--seed 0] [--no-anchor] [--catalog FILE]`"
+    "`toolforge build [SOURCE ...] [--out data] [--strict] [--seed 0] [--no-anchor] [--compose 0.1] [--catalog FILE]`"
     p = argparse.ArgumentParser(prog="toolforge build", description="Validate, deduplicate and split JSONL sources into train/val/test/hard_test.")
     p.add_argument("sources", nargs="*", help="JSONL files of records (default: data/templates.jsonl and data/teacher.jsonl if present)")
     p.add_argument("--out", default="data", help="output directory for the splits and the data card (default: data)")
     p.add_argument("--strict", action="store_true", help="fail on the first bad line instead of skipping it")
     p.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
+    p.add_argument("--compose", type=float, default=0.1, help="share of train to add as composed multi-tool examples (default: 0.1; 0: none)")
     p.add_argument("--no-anchor", action="store_true", help="do not keep one phrasing of every multi-phrasing template in train")
     p.add_argument("--catalog", help="catalog file (JSON or YAML); default: the built-in nine tools")
     a = p.parse_args(argv)
     sources = a.sources or default_sources()
-    try: report = build_splits(sources, a.out, a.catalog, a.strict, a.seed, anchor=not a.no_anchor)
+    try: report = build_splits(sources, a.out, a.catalog, a.strict, a.seed, anchor=not a.no_anchor, compose=a.compose)
     except (DatasetError, CatalogError) as e:
         hint = " (run `toolforge generate` first)" if not a.sources and "not found" in str(e) else ""
         print(f"error: {e}{hint}", file=sys.stderr); return 1
