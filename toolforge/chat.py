@@ -137,7 +137,7 @@ def _foreign_calls(text: str):
 
 # %% ../nbs/03a_chat.ipynb #68132e8c
 def parse_answer(text: str, catalog: Catalog = None) -> ParsedAnswer:
-    "Read a model's answer into validated calls; anything invalid goes to `errors`, never into `calls`."
+    "Read a model's answer into validated calls; anything invalid goes to `errors`, never into `calls`; a call repeated exactly is kept once."
     catalog, res = catalog or default_catalog(), ParsedAnswer(raw=text)
     body = re.sub(r"^```\w*\s*|\s*```\s*$", "", (text or "").strip()).strip()
     if body.lower().rstrip(".") in (NONE_ANSWER, "[]", ""): return res
@@ -148,12 +148,12 @@ def parse_answer(text: str, catalog: Catalog = None) -> ParsedAnswer:
             except ValueError as e: res.errors.append(str(e)); continue
             errs = catalog.call_errors(call)
             if errs: res.errors.extend(errs)
-            else: res.calls.append(call)
+            elif call not in res.calls: res.calls.append(call)
         return res
     for line in body.splitlines():
         if not line.strip() or line.strip().lower() == NONE_ANSWER: continue
         call, err = _parse_line(line, catalog)
-        if call is not None: res.calls.append(call)
+        if call is not None and call not in res.calls: res.calls.append(call)  # the same call twice fetches the same result
         if err and not err.startswith("repaired"): res.errors.append(err)
     return res
 

@@ -261,19 +261,19 @@ def check_no_leakage(splits: dict) -> None:
     problems += [f"group {g!r} is in {', '.join(sorted(ss))}" for g, ss in where.items() if len(ss) > 1]
     if problems: raise DatasetError(f"leakage between splits: {len(problems)} problem(s), e.g.\n  " + "\n  ".join(problems[:5]))
 
-# %% ../nbs/03_dataset.ipynb #359c253c
+# %% ../nbs/03_dataset.ipynb #ff8eb3f4
 COMPOSE_JOINTS = [" and ", ", and ", " and also ", ". also ", ", also ", " & ", "; ", " + ", ", plus "]
 
 def _composable(rec: dict, first: bool) -> bool:
-    "Whether `rec` is one call whose query can stand first (`first`) or second in a joined request."
+    "Whether `rec` is a one-call template example whose query can stand first (`first`) or second in a joined request."
     ops = set((rec.get("meta") or {}).get("aug", []))
-    return len(rec["calls"]) == 1 and not ops & ({"polite", "upper"} if first else {"filler", "context", "polite", "upper"})
+    return rec["source"] == "template" and len(rec["calls"]) == 1 and not ops & ({"polite", "upper"} if first else {"filler", "context", "polite", "upper"})
 
 def compose_multi(train: list, # training records (single-call ones are joined)
                   n: int, # how many to make
                   seed: int = 0, # the same seed gives the same records
                  ) -> list[dict]:
-    "`n` multi_tool records, each two single-call records of different tools from `train`, joined, with both calls."
+    "`n` multi_tool records, each two single-call template records of different tools from `train`, joined, with both calls."
     r = random.Random(f"{seed}:compose")
     firsts = sorted((x for x in train if _composable(x, True)), key=lambda x: x["id"])
     seconds = sorted((x for x in train if _composable(x, False)), key=lambda x: x["id"])
@@ -289,7 +289,7 @@ def compose_multi(train: list, # training records (single-call ones are joined)
         q = qa + joint + qb
         if normalize_query(q) in seen: continue
         seen.add(normalize_query(q))
-        out.append({"id": f"cmp-{len(out):05d}", "query": q, "calls": a["calls"] + b["calls"], "category": MULTI_TOOL, "source": a["source"],
+        out.append({"id": f"cmp-{len(out):05d}", "query": q, "calls": a["calls"] + b["calls"], "category": MULTI_TOOL, "source": "template",
                     "meta": {"template": "multi_tool/composed", "composed_of": [a["id"], b["id"]], "hard": True, "aug": []}})
     return out
 

@@ -14,8 +14,9 @@ from .chat import prompt_ids, parse_answer, answer_text, answer_check
 from .merge import merged_model, load_adapted
 
 # %% auto #0
-__all__ = ['DTYPES', 'INT8_MAX_ROWS', 'RouteResult', 'load_router_model', 'WeightInt8Linear', 'set_precision', 'KVBuffer',
-           'LeanLlama', 'Router', 'crop_cache', 'route_lines', 'route_cli', 'benchmark']
+__all__ = ['DTYPES', 'INT4_GROUP', 'INT8_MAX_ROWS', 'INT4_MAX_ROWS', 'RouteResult', 'load_router_model', 'WeightInt8Linear',
+           'int4_pack', 'WeightInt4Linear', 'set_precision', 'KVBuffer', 'LeanLlama', 'Router', 'crop_cache',
+           'route_lines', 'route_cli', 'benchmark']
 
 # %% ../nbs/07_router.ipynb #8fef19b1
 @dataclass
@@ -63,7 +64,7 @@ def load_router_model(path: str, device: str = "cpu", nf4: bool = False):
     return model, tok, None, True
 
 # %% ../nbs/07_router.ipynb #b8227be1
-DTYPES = ("bfloat16", "float32", "int8", "nf4")
+DTYPES = ("bfloat16", "float32", "int8", "int4", "nf4")
 
 class WeightInt8Linear(torch.nn.Module):
     "A Linear layer with int8 weights (one scale per output row) computing in bfloat16."
@@ -80,25 +81,55 @@ class WeightInt8Linear(torch.nn.Module):
         y = y.reshape(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
-def _int8_weights(model):
-    "Every Linear of `model` (the output layer too) whose input width is a multiple of 16 as a `WeightInt8Linear`; the rest in bfloat16."
+INT4_GROUP = 32  # input columns that share one scale and zero point (64 changed more answers in a trial)
+
+def int4_pack(codes: torch.Tensor) -> torch.Tensor:
+    "4-bit codes (0–15, one row per output) in the layout of PyTorch's CPU int4 kernel."
+    return torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes.to(torch.int32), 1)
+
+class WeightInt4Linear(torch.nn.Module):
+    "A Linear layer with 4-bit weights (a scale and a zero point per `INT4_GROUP` inputs of a row) computing in bfloat16."
+    def __init__(self, lin: torch.nn.Linear, group: int = INT4_GROUP):
+        super().__init__()
+        N, K = lin.weight.shape
+        w = lin.weight.detach().float().reshape(N, K // group, group)
+        lo, hi = w.amin(-1, keepdim=True), w.amax(-1, keepdim=True)
+        scale = ((hi - lo) / 15).clamp(min=1e-12)
+        self.register_buffer("codes", torch.round((w - lo) / scale).clamp(0, 15).to(torch.uint8).reshape(N, K))  # w ≈ (code - 8) * scale + zero
+        self.register_buffer("scales_zeros", torch.stack([scale[..., 0], (lo + 8 * scale)[..., 0]], -1).transpose(0, 1).contiguous().to(torch.bfloat16))
+        self.register_buffer("packed", int4_pack(self.codes))
+        self.register_buffer("bias", None if lin.bias is None else lin.bias.detach().to(torch.bfloat16))
+        self.in_features, self.out_features, self.group = K, N, group
+    def dequantised(self) -> torch.Tensor:
+        "The weights the kernel multiplies by, as a bfloat16 matrix."
+        s, z = self.scales_zeros.float().transpose(0, 1).unbind(-1)  # (N, K/group) each
+        c = self.codes.float().reshape(self.out_features, -1, self.group)
+        return ((c - 8) * s[..., None] + z[..., None]).reshape(self.out_features, self.in_features).to(torch.bfloat16)
+    def forward(self, x):
+        y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous(), self.packed, self.group, self.scales_zeros)
+        y = y.reshape(*x.shape[:-1], self.out_features)
+        return y if self.bias is None else y + self.bias
+
+def _quantised_weights(model, layer, fits):
+    "Every Linear of `model` (the output layer too) for which `fits(linear)` as `layer(linear)`; the rest in bfloat16."
     for m in list(model.modules()):
         for child, sub in list(m.named_children()):
-            if type(sub) is torch.nn.Linear and sub.in_features % 16 == 0:  # PyTorch's int8 kernel crashes on other widths
-                setattr(m, child, WeightInt8Linear(sub))  # from the weights as loaded (float32 here)
-    return model.to(torch.bfloat16)  # the rest (embeddings, norms); int8 buffers keep their type
+            if type(sub) is torch.nn.Linear and fits(sub): setattr(m, child, layer(sub))  # from the weights as loaded (float32 here)
+    return model.to(torch.bfloat16)  # the rest (embeddings, norms); quantised buffers keep their type
 
 def set_precision(model, dtype: str = "bfloat16"):
-    "The model in bfloat16, float32 or int8 weights (`WeightInt8Linear`); nf4 models stay as loaded."
+    "The model in bfloat16, float32, int8 or int4 weights (`WeightInt8Linear`, `WeightInt4Linear`); nf4 models stay as loaded."
     if dtype not in DTYPES: raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if dtype == "nf4": return model
     if dtype == "bfloat16": return model.to(torch.bfloat16)
-    if dtype == "int8": return _int8_weights(model)
+    if dtype == "int8": return _quantised_weights(model, WeightInt8Linear, lambda l: l.in_features % 16 == 0)  # PyTorch's int8 kernel crashes on other widths
+    if dtype == "int4": return _quantised_weights(model, WeightInt4Linear, lambda l: l.in_features % INT4_GROUP == 0 and l.out_features % 16 == 0)  # the int4 kernel's shapes
     return model.float()
 
 
 # %% ../nbs/07_router.ipynb #3cf319c6
 INT8_MAX_ROWS = 4  # up to this many tokens a pass, int8 weights use the int8 kernel; above, the same weights dequantised
+INT4_MAX_ROWS = 16  # the same for int4 weights and the int4 kernel
 
 class KVBuffer:
     "Keys and values of every layer in preallocated tensors that grow by doubling; `get_seq_length` and `crop` as in transformers' caches."
@@ -116,14 +147,20 @@ class KVBuffer:
         self.k, self.v = grow(self.k), grow(self.v)
 
 class _Weight:
-    "One projection's weights: the int8 kernel's operands when quantised, and a (dequantised) transposed matrix for longer passes."
+    "One projection's weights: the int8 or int4 kernel's operands when quantised, and a (dequantised) transposed matrix for longer passes."
     def __init__(self, *layers):
+        self.q = self.q4 = None
         if all(isinstance(l, WeightInt8Linear) for l in layers):
             self.q, self.s = torch.cat([l.weight for l in layers]), torch.cat([l.scales for l in layers])
             self.t = (self.q.to(torch.bfloat16) * self.s[:, None]).t().contiguous()
-        else: self.q, self.t = None, torch.cat([l.weight.detach() for l in layers]).t().contiguous()
+        elif all(isinstance(l, WeightInt4Linear) for l in layers) and len({l.group for l in layers}) == 1:
+            self.q4 = int4_pack(torch.cat([l.codes for l in layers])) if len(layers) > 1 else layers[0].packed
+            self.sz, self.group = torch.cat([l.scales_zeros for l in layers], 1), layers[0].group
+            self.t = torch.cat([l.dequantised() for l in layers]).t().contiguous()
+        else: self.t = torch.cat([l.dequantised() if isinstance(l, WeightInt4Linear) else l.weight.detach() for l in layers]).t().contiguous()
     def __call__(self, x):
         if self.q is not None and x.shape[0] <= INT8_MAX_ROWS: return torch._weight_int8pack_mm(x.contiguous(), self.q, self.s)
+        if self.q4 is not None and x.shape[0] <= INT4_MAX_ROWS: return torch.ops.aten._weight_int4pack_mm_for_cpu(x.contiguous(), self.q4, self.group, self.sz)
         return x @ self.t
 
 class LeanLlama:
@@ -142,13 +179,13 @@ class LeanLlama:
 
     @staticmethod
     def supports(model) -> bool:
-        "Whether `model` is a Llama-architecture model on a CPU whose weights `LeanLlama` can take (plain, int8 or tied; no biases, no adapters)."
+        "Whether `model` is a Llama-architecture model on a CPU whose weights `LeanLlama` can take (plain, int8, int4 or tied; no biases, no adapters)."
         c = getattr(model, "config", None)
         if type(model).__name__ != "LlamaForCausalLM" or c is None or next(model.parameters()).device.type != "cpu": return False
         if getattr(c, "attention_bias", False) or getattr(c, "mlp_bias", False) or c.hidden_act != "silu": return False
         if (getattr(c, "rope_parameters", None) or {}).get("rope_type", "default") != "default": return False
-        lins = [m for l in model.model.layers for m in l.modules() if isinstance(m, (torch.nn.Linear, WeightInt8Linear))] + [model.lm_head]
-        return all(type(m) in (torch.nn.Linear, WeightInt8Linear) and m.bias is None for m in lins) and len(lins) == 7 * len(model.model.layers) + 1
+        lins = [m for l in model.model.layers for m in l.modules() if isinstance(m, (torch.nn.Linear, WeightInt8Linear, WeightInt4Linear))] + [model.lm_head]
+        return all(type(m) in (torch.nn.Linear, WeightInt8Linear, WeightInt4Linear) and m.bias is None for m in lins) and len(lins) == 7 * len(model.model.layers) + 1
 
     def new_cache(self, n: int = 256) -> KVBuffer: return KVBuffer(len(self.layers), self.KV, self.D, self.dtype, max(256, n))
 
@@ -207,8 +244,10 @@ class Router:
         self.model, self.tok, self.catalog = model.eval(), tokenizer, catalog or load_catalog()
         self.net = LeanLlama(model) if lean and LeanLlama.supports(model) else model  # what runs the forward passes
         self.zero_shot, self.max_query_tokens, self.draft_tokens, self.copy_values = zero_shot, max_query_tokens, draft_tokens, True
+        self.close_values = True  # draft the end of the call after a value that ends the query
         self.constrain = not zero_shot if constrain is None else constrain  # zero-shot: the base model as prompted, unconstrained
         self._chars = None  # token ids of single characters, the fallback of constrained decoding
+        self.closing = tokenizer('"}', add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]  # the end of a call and of the answer
         self.eos = {tokenizer.eos_token_id} | ({tokenizer.convert_tokens_to_ids("<|im_end|>")} if "<|im_end|>" in tokenizer.get_vocab() else set())
         a, b = self._prompt("a"), self._prompt("Zq 7")
         n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
@@ -224,7 +263,7 @@ class Router:
 @classmethod
 def _from_pretrained(cls, path: str, # a run folder, a model folder, or a base model name (zero-shot)
                      catalog=None, # catalog file or `Catalog`; default: the run's catalog, else the built-in one
-                     dtype: str = None, # int8 (weights), bfloat16, float32 or nf4; default: nf4 on a GPU, else int8
+                     dtype: str = None, # int8 or int4 (weights), bfloat16, float32 or nf4; default: nf4 on a GPU, else int8
                      device: str = None, # cpu or cuda; default: cuda when there is one
                      **kw) -> Router:
     "Load a router from a trained run or model."
@@ -271,14 +310,17 @@ def _answer_line(self: Router, out: list) -> str:
     return self.tok.decode(out[-24:]).split("\n")[-1]
 
 def _value_draft(self: Router, out: list, text: str) -> list:
-    "Inside a string value: the tokens of what follows, in the query `text`, the value written so far (2+ characters, any case)."
+    "Inside a string value: the tokens of what follows, in the query `text`, the value written so far (2+ characters, any case); when that is the query's last word, the end of the call and of the answer after it."
     line = self._answer_line(out)
     q = line.rfind('"')
     if q < 1 or not line[:q].endswith(":") or len(line) - q - 1 < 2: return []
     i = text.lower().rfind(line[q + 1:].lower())
     if i < 0: return []
     rest = text[i + len(line) - q - 1:][:64]
-    return self.tok(rest, add_special_tokens=False)["input_ids"][:self.draft_tokens] if rest else []
+    word = rest.rstrip(" ?!.,;:")
+    if any(c.isspace() for c in word) or not self.close_values:
+        return self.tok(rest, add_special_tokens=False)["input_ids"][:self.draft_tokens] if rest else []
+    return ((self.tok(word, add_special_tokens=False)["input_ids"] if word else []) + self.closing)[:self.draft_tokens]
 
 def _draft(self: Router, out: list, sources: list, text: str = "") -> list:
     "A guess of the next tokens: copied from the query inside a value, else what followed the last 3, 2 or 1 tokens in the query (`sources[0]`) or a catalog snippet."
