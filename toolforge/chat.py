@@ -7,12 +7,13 @@ from __future__ import annotations
 import json, re, difflib, functools
 import regex
 from dataclasses import dataclass, field
+from pathlib import Path
 from jsonschema import Draft202012Validator
 from .catalog import Catalog, ToolCall, default_catalog
 
 # %% auto #0
-__all__ = ['NONE_ANSWER', 'PROMPT_LAYOUT', 'answer_text', 'describe_catalog', 'chat_prompt', 'prompt_ids', 'encode_example',
-           'ParsedAnswer', 'parse_answer', 'AnswerCheck', 'answer_check']
+__all__ = ['NONE_ANSWER', 'ANSWERS_FILE', 'PROMPT_LAYOUT', 'answer_text', 'write_answers', 'describe_catalog', 'chat_prompt',
+           'prompt_ids', 'encode_example', 'ParsedAnswer', 'parse_answer', 'AnswerCheck', 'answer_check']
 
 # %% ../nbs/03a_chat.ipynb #7194e347
 NONE_ANSWER = "none"
@@ -29,6 +30,14 @@ def answer_text(calls: list, catalog: Catalog = None) -> str:
     calls = [c if isinstance(c, ToolCall) else ToolCall.from_dict(c) for c in calls]
     if not calls: return NONE_ANSWER
     return "\n".join(f"{c.name} {json.dumps(_ordered_args(c, catalog), ensure_ascii=False, separators=(',', ':'))}" for c in calls)
+
+ANSWERS_FILE = "answers.json"  # in a run folder: its training answers, which the router drafts from
+
+def write_answers(records: list, path, catalog: Catalog = None) -> Path:
+    "The `answer_text` of each record's calls, in order, as a JSON list in `path` (atomically)."
+    path = Path(path); tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps([answer_text(r["calls"], catalog) for r in records], ensure_ascii=False)); tmp.replace(path)
+    return path
 
 # %% ../nbs/03a_chat.ipynb #afc699a5
 PROMPT_LAYOUT = "Query: {query}\nTools:\n"  # what a fine-tuned router sees; the answer follows

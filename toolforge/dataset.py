@@ -4,18 +4,19 @@
 
 # %% ../nbs/03_dataset.ipynb #4d59c75a
 from __future__ import annotations
-import argparse, json, random, sys, unicodedata, warnings
+import argparse, heapq, json, random, sys, unicodedata, warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from .catalog import (Catalog, CatalogError, ToolCall, category_of, load_catalog, read_jsonl,
-                               record_errors, write_jsonl, MULTI_TOOL)
+                               make_record, record_errors, write_jsonl, MULTI_TOOL)
+from .templates import TEMPLATES, check_example, render
 
 # %% auto #0
 __all__ = ['SPLITS', 'SOURCE_PRIORITY', 'COMPOSE_JOINTS', 'RECORD_FORMAT', 'FIELDS', 'DatasetError', 'normalize_query',
            'line_errors', 'reason_kind', 'BuildReport', 'load_sources', 'label_of', 'deduplicate', 'group_of',
-           'is_hard', 'split_records', 'check_no_leakage', 'compose_multi', 'category_table', 'data_card',
-           'build_splits', 'load_split', 'default_sources', 'build_cli']
+           'is_hard', 'split_records', 'check_no_leakage', 'compose_multi', 'top_up_train', 'category_table',
+           'data_card', 'build_splits', 'load_split', 'default_sources', 'build_cli']
 
 # %% ../nbs/03_dataset.ipynb #17bc6f59
 class DatasetError(ValueError):
@@ -72,6 +73,7 @@ class BuildReport:
     conflict_dropped: int = 0  # records dropped when resolving conflicts
     groups: int = 0  # template groups in the final data
     composed: int = 0  # `compose_multi` examples added to train (counted in `splits`, not in `final`)
+    topped_up: int = 0  # `top_up_train` examples added to train (counted in `splits`, not in `final`)
     splits: dict = field(default_factory=dict)  # split -> Counter of categories
     warnings: list = field(default_factory=list)  # e.g. a category missing from a split
     settings: dict = field(default_factory=dict)  # seed, fractions, hard_fraction
@@ -80,7 +82,7 @@ class BuildReport:
     @property
     def kept(self) -> int: return sum(s["kept"] for s in self.sources.values())
     @property
-    def final(self) -> int: return sum(sum(c.values()) for c in self.splits.values()) - self.composed
+    def final(self) -> int: return sum(sum(c.values()) for c in self.splits.values()) - self.composed - self.topped_up
 
 # %% ../nbs/03_dataset.ipynb #75960dae
 def _summary(self: BuildReport, max_lines: int = 10) -> str:
@@ -93,7 +95,7 @@ def _summary(self: BuildReport, max_lines: int = 10) -> str:
              f"({self.conflict_dropped} records dropped, priority human > template > teacher)")
     L += [f"  {c}" for c in self.conflicts[:3]]
     if self.splits:
-        L.append(f"splits   {self.final} records in {self.groups} groups" + (f" + {self.composed} composed in train" if self.composed else "") + ": " + ", ".join(f"{s} {sum(c.values())}" for s, c in self.splits.items()))
+        L.append(f"splits   {self.final} records in {self.groups} groups" + (f" + {self.topped_up} topped up" if self.topped_up else "") + (f" + {self.composed} composed in train" if self.composed else "") + ": " + ", ".join(f"{s} {sum(c.values())}" for s, c in self.splits.items()))
     return "\n".join(L + [f"warning  {w}" for w in self.warnings])
 
 BuildReport.summary = _summary
@@ -294,6 +296,54 @@ def compose_multi(train: list, # training records (single-call ones are joined)
     return out
 
 
+# %% ../nbs/03_dataset.ipynb #a8dc2d34
+def _made_by(rec: dict):
+    "The `Template` and phrasing index that made a template record, or None for any other record."
+    meta = rec.get("meta") or {}
+    cat, _, name = str(meta.get("template") or "").partition("/")
+    t, i = TEMPLATES.get(cat, {}).get(name), meta.get("pattern")
+    ok = t is not None and rec.get("source") == "template" and isinstance(i, int) and 0 <= i < len(t.patterns)
+    return (t, i) if ok else None
+
+def _values(calls: list) -> list[str]:
+    "The string arguments of `calls` as `tool.argument=value` keys (what the rarity of a draw is counted on)."
+    return [f"{c['name']}.{k}={v}" for c in calls for k, v in c["arguments"].items() if isinstance(v, str)]
+
+def top_up_train(train: list, # training records (template ones are drawn again)
+                 n: int, # how many to add
+                 seed: int = 0, # the same seed gives the same records
+                 taken=(), # queries that must not be drawn (the other splits')
+                 catalog=None, # `Catalog`, catalog file, or None for the built-in one
+                 tries: int = 6, # draws per added example; the one with the rarest values is kept
+                ) -> list[dict]:
+    "`n` more examples of `train`'s template phrasings: the thinnest template first, with the rarest argument values."
+    catalog, r = _as_catalog(catalog), random.Random(f"{seed}:top_up")
+    phrasings, count = defaultdict(set), Counter()
+    for x in train:
+        if made := _made_by(x): phrasings[made[0].id].add(made[1]); count[made[0].id] += 1
+    if n <= 0 or not phrasings: return []
+    by_id = {t.id: t for ts in TEMPLATES.values() for t in ts.values()}
+    values = Counter(v for x in train for v in _values(x["calls"]))
+    seen = {normalize_query(q) for q in taken} | {normalize_query(x["query"]) for x in train}
+    queue = [(count[tid], k, tid) for k, tid in enumerate(_shuffled(phrasings, f"{seed}:top_up"))]
+    heapq.heapify(queue); out = []
+    while queue and len(out) < n:
+        c, k, tid = heapq.heappop(queue); t, best = by_id[tid], None
+        for _ in range(tries):
+            query, calls, ops, i = render(t, r, pattern=r.choice(sorted(phrasings[tid])))
+            if normalize_query(query) in seen: continue
+            calls = [x.to_dict() for x in calls]
+            score = sum(values[v] for v in _values(calls))
+            if best is None or score < best[0]: best = (score, query, calls, ops, i)
+        if best is None: continue  # no new query in `tries` draws: the template is used up
+        _, query, calls, ops, i = best
+        check_example(t, query, [ToolCall.from_dict(x) for x in calls], catalog)
+        seen.add(normalize_query(query)); values.update(_values(calls))
+        out.append(make_record(f"top-{len(out):05d}", query, calls, meta={"template": tid, "pattern": i, "hard": t.hard, "aug": ops, "top_up": True}))
+        heapq.heappush(queue, (c + 1, k, tid))
+    return out
+
+
 # %% ../nbs/03_dataset.ipynb #0b77b6a3
 def category_table(counts: dict, # split -> Counter of categories
                    categories: list, # row order
@@ -339,6 +389,7 @@ Generated by `toolforge build` (`toolforge.dataset.build_splits`); do not edit t
 - `train`, `val`, `test`: {f[0]:.0%} / {f[1]:.0%} / {f[2]:.0%} of the examples outside `hard_test`, stratified by category. Whole template groups (`meta.template`, else the normalised query) are assigned to one split, so near-duplicates never straddle splits.
 - `hard_test`: {st.get('hard_fraction', 0.3):.0%} of the examples of hard groups (any record with `meta.hard` or a `multi_tool` label), stratified by category; the other hard groups are split like the rest.
 - {"Anchors: every template phrased several ways (groups `template#pattern`) keeps one phrasing in `train`, so no kind of request is tested without a training example; the other phrasings are split as above." if st.get("anchor", True) else "No anchors (`--no-anchor`): a template phrased several ways may have no phrasing in `train`."}
+- {f"Topped up: {report.topped_up} `train` examples are new draws of the training phrasings, the thinnest templates first and the rarest argument values of six draws (`meta.top_up`); built after the split, from train only." if report.topped_up else "No topped-up examples."}
 - {f"Composed: {report.composed} `train` examples are two single-call `train` examples joined into one request with both calls (`meta.template` `multi_tool/composed`, `meta.composed_of` their ids); built after the split, from train only." if report.composed else "No composed examples."}
 - Checked before writing: no normalised query of `val`, `test` or `hard_test` is in `train`, and no group is in two splits. Seed {st.get('seed', 0)}.
 
@@ -361,7 +412,7 @@ toolforge generate   # writes data/templates.jsonl from the templates
 toolforge build      # validates, deduplicates and splits data/templates.jsonl (+ data/teacher.jsonl if present) into data/
 ```
 
-This build ran as `toolforge build {' '.join(report.sources)} --seed {st.get('seed', 0)}{'' if st.get('anchor', True) else ' --no-anchor'}{'' if st.get('compose', 0.1) == 0.1 else f' --compose {st.get("compose")}'}`.
+This build ran as `toolforge build {' '.join(report.sources)} --seed {st.get('seed', 0)}{'' if st.get('anchor', True) else ' --no-anchor'}{'' if st.get('top_up', 0) == 0.5 else f' --top-up {st.get("top_up", 0)}'}{'' if st.get('compose', 0.1) == 0.1 else f' --compose {st.get("compose")}'}`.
 
 ## Record format
 
@@ -387,7 +438,8 @@ def build_splits(sources: list, # JSONL files of records (templates, teacher lab
                  fractions: tuple = (0.7, 0.1, 0.2), # train, val, test shares
                  hard_fraction: float = 0.3, # share of the hard groups' examples for hard_test
                  anchor: bool = True, # keep one phrasing of every template with several in train
-                 compose: float = 0.1, # add this share of train in `compose_multi` examples to train (0: none)
+                 top_up: float = 0.5, # add this share of train in `top_up_train` examples to train (0: none)
+                 compose: float = 0.1, # add this share of train (after the top-up) in `compose_multi` examples (0: none)
                 ) -> BuildReport:
     "Validate, deduplicate and split `sources`; write `{train,val,test,hard_test}.jsonl` and `README.md` to `out_dir`."
     catalog = _as_catalog(catalog)
@@ -397,13 +449,16 @@ def build_splits(sources: list, # JSONL files of records (templates, teacher lab
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         splits = split_records(records, seed, fractions, hard_fraction, anchor)
+    taken = [r["query"] for s in SPLITS if s != "train" for r in splits[s]]
+    topped = top_up_train(splits["train"], round(top_up * len(splits["train"])), seed, taken, catalog) if top_up > 0 else []
+    splits["train"] += topped
     composed = compose_multi(splits["train"], round(compose * len(splits["train"])), seed) if compose > 0 else []
     splits["train"] = sorted(splits["train"] + composed, key=lambda r: r["id"])
     check_no_leakage(splits)
     report.warnings = [str(w.message) for w in caught]
-    report.groups, report.composed = len({group_of(r) for r in records}), len(composed)
+    report.groups, report.composed, report.topped_up = len({group_of(r) for r in records}), len(composed), len(topped)
     report.splits = {s: Counter(r["category"] for r in rs) for s, rs in splits.items()}
-    report.settings = {"seed": seed, "fractions": tuple(fractions), "hard_fraction": hard_fraction, "anchor": anchor, "compose": compose}
+    report.settings = {"seed": seed, "fractions": tuple(fractions), "hard_fraction": hard_fraction, "anchor": anchor, "top_up": top_up, "compose": compose}
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     for s in SPLITS: write_jsonl(map(_canonical, splits[s]), out/f"{s}.jsonl")
     _write_text(data_card(report, catalog.categories), out/"README.md")
@@ -429,18 +484,19 @@ def default_sources(data_dir="data") -> list:
     return [d/"templates.jsonl"] + ([d/"teacher.jsonl"] if (d/"teacher.jsonl").is_file() else [])
 
 def build_cli(argv: list = None) -> int:
-    "`toolforge build [SOURCE ...] [--out data] [--strict] [--seed 0] [--no-anchor] [--compose 0.1] [--catalog FILE]`"
+    "`toolforge build [SOURCE ...] [--out data] [--strict] [--seed 0] [--no-anchor] [--top-up 0.5] [--compose 0.1] [--catalog FILE]`"
     p = argparse.ArgumentParser(prog="toolforge build", description="Validate, deduplicate and split JSONL sources into train/val/test/hard_test.")
     p.add_argument("sources", nargs="*", help="JSONL files of records (default: data/templates.jsonl and data/teacher.jsonl if present)")
     p.add_argument("--out", default="data", help="output directory for the splits and the data card (default: data)")
     p.add_argument("--strict", action="store_true", help="fail on the first bad line instead of skipping it")
     p.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
     p.add_argument("--compose", type=float, default=0.1, help="share of train to add as composed multi-tool examples (default: 0.1; 0: none)")
+    p.add_argument("--top-up", type=float, default=0.5, help="share of train to add as new draws of the training phrasings, thinnest templates first (default: 0.5; 0: none)")
     p.add_argument("--no-anchor", action="store_true", help="do not keep one phrasing of every multi-phrasing template in train")
     p.add_argument("--catalog", help="catalog file (JSON or YAML); default: the built-in nine tools")
     a = p.parse_args(argv)
     sources = a.sources or default_sources()
-    try: report = build_splits(sources, a.out, a.catalog, a.strict, a.seed, anchor=not a.no_anchor, compose=a.compose)
+    try: report = build_splits(sources, a.out, a.catalog, a.strict, a.seed, anchor=not a.no_anchor, top_up=a.top_up, compose=a.compose)
     except (DatasetError, CatalogError) as e:
         hint = " (run `toolforge generate` first)" if not a.sources and "not found" in str(e) else ""
         print(f"error: {e}{hint}", file=sys.stderr); return 1

@@ -5,18 +5,19 @@
 # %% ../nbs/07_router.ipynb #7e4a265a
 from __future__ import annotations
 import sys, json, time, argparse, inspect, functools
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 import yaml, torch, numpy as np
 from .models import quiet_loading, load_base, resolve_model, ModelError, EMBEDDED, HUB_MODELS
 from .catalog import Catalog, ToolCall, load_catalog
-from .chat import prompt_ids, parse_answer, answer_text, answer_check
+from .chat import prompt_ids, parse_answer, answer_text, answer_check, ANSWERS_FILE
 from .merge import merged_model, load_adapted
 
 # %% auto #0
 __all__ = ['DTYPES', 'INT4_GROUP', 'INT8_MAX_ROWS', 'INT4_MAX_ROWS', 'RouteResult', 'load_router_model', 'WeightInt8Linear',
-           'int4_pack', 'WeightInt4Linear', 'set_precision', 'KVBuffer', 'LeanLlama', 'Router', 'crop_cache',
-           'route_lines', 'route_cli', 'benchmark']
+           'int4_pack', 'WeightInt4Linear', 'set_precision', 'KVBuffer', 'LeanLlama', 'Router', 'answer_table',
+           'crop_cache', 'route_lines', 'route_cli', 'benchmark']
 
 # %% ../nbs/07_router.ipynb #8fef19b1
 @dataclass
@@ -240,7 +241,8 @@ def _forward(model, ids: list, cache, last_only: bool = False):
 class Router:
     "Routes queries to validated tool calls with a (fine-tuned) causal LM."
     def __init__(self, model, tokenizer, catalog: Catalog = None, zero_shot: bool = False,
-                 max_query_tokens: int = 384, draft_tokens: int = 3, constrain: bool = None, lean: bool = True):
+                 max_query_tokens: int = 384, draft_tokens: int = 3, constrain: bool = None, lean: bool = True,
+                 answers: list = None):  # answer texts to draft from (a run's `answers.json`, its training answers)
         self.model, self.tok, self.catalog = model.eval(), tokenizer, catalog or load_catalog()
         self.net = LeanLlama(model) if lean and LeanLlama.supports(model) else model  # what runs the forward passes
         self.zero_shot, self.max_query_tokens, self.draft_tokens, self.copy_values = zero_shot, max_query_tokens, draft_tokens, True
@@ -257,6 +259,7 @@ class Router:
         self.snippets = [self.tok(answer_text([ToolCall(t.name, {k: placeholder(v) for k, v in t.properties.items() if k in keys})],
                                               self.catalog), add_special_tokens=False)["input_ids"]
                          for t in self.catalog for keys in (t.required, list(t.properties))]  # required arguments, then all of them
+        self.answer_drafts = answer_table([self.tok(a, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for a in answers or []])
     def _prompt(self, query: str) -> list: return prompt_ids(query, self.tok, self.catalog, describe_tools=self.zero_shot)
 
 # %% ../nbs/07_router.ipynb #0240554f
@@ -272,6 +275,7 @@ def _from_pretrained(cls, path: str, # a run folder, a model folder, or a base m
     dtype = dtype or ("nf4" if device.startswith("cuda") else "int8")
     if dtype not in DTYPES: raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     model, tok, run_catalog, zero_shot = load_router_model(str(path), device, nf4=dtype == "nf4")
+    if "answers" not in kw and (Path(path)/ANSWERS_FILE).is_file(): kw["answers"] = json.loads((Path(path)/ANSWERS_FILE).read_text())
     model = set_precision(model, dtype)
     cat = load_catalog(catalog) if isinstance(catalog, (str, Path)) else (catalog or run_catalog)
     return cls(model, tok, cat, zero_shot=zero_shot, **kw)
@@ -322,15 +326,29 @@ def _value_draft(self: Router, out: list, text: str) -> list:
         return self.tok(rest, add_special_tokens=False)["input_ids"][:self.draft_tokens] if rest else []
     return ((self.tok(word, add_special_tokens=False)["input_ids"] if word else []) + self.closing)[:self.draft_tokens]
 
+def answer_table(answers: list, # token id lists of answers (each ending with end-of-text)
+                 n_max: int = 3, # the longest run of tokens looked up
+                 k: int = 8, # tokens kept after each run
+                ) -> dict:
+    "For every run of 1 to `n_max` tokens in `answers`, the `k` tokens that most often follow it (ties: the first seen)."
+    follow = defaultdict(Counter)
+    for ts in answers:
+        for i in range(1, len(ts)):
+            for n in range(1, min(n_max, i) + 1): follow[tuple(ts[i - n:i])][tuple(ts[i:i + k])] += 1
+    return {run: list(c.most_common(1)[0][0]) for run, c in follow.items()}
+
 def _draft(self: Router, out: list, sources: list, text: str = "") -> list:
-    "A guess of the next tokens: copied from the query inside a value, else what followed the last 3, 2 or 1 tokens in the query (`sources[0]`) or a catalog snippet."
+    "A guess of the next tokens: copied from the query inside a value, else what followed the last 3, 2 or 1 tokens in the query (`sources[0]`), the training answers or a catalog snippet."
     if text and self.copy_values and (d := self._value_draft(out, text)): return d
-    if self._answer_line(out).count('"') % 2 == 0: sources = sources[1:] + sources[:1]  # outside a string: the format first
+    inside = self._answer_line(out).count('"') % 2 == 1
+    table = lambda run: self.answer_drafts.get(tuple(run), [])
     for n in (3, 2, 1):
         if len(out) < n: continue
-        for src in sources:
+        if not inside and (d := table(out[-n:])): return d[:self.draft_tokens]  # outside a string the format: answers, snippets, query
+        for src in (sources if inside else sources[1:] + sources[:1]):
             i = _find(src[:-1], out[-n:])
             if i is not None: return src[i + n:i + n + self.draft_tokens]
+            if src is sources[0] and inside and (d := table(out[-n:])): return d[:self.draft_tokens]  # inside: query, answers, snippets
     return []
 
 Router._answer_line, Router._value_draft, Router._draft = _answer_line, _value_draft, _draft

@@ -693,9 +693,11 @@ def clock(action, **kw): return ToolCall("datetime", {"action": action, **kw})
 # %% ../nbs/01_templates.ipynb #4a5fec83
 def render(t: Template,  # the template to draw from
            r: random.Random,  # the seeded generator (all randomness comes from it)
+           pattern: int = None,  # the phrasing to use (an index of `t.patterns`); None: a random one
           ) -> tuple:
     "One example of template `t`: `(query, calls, augmentation ops, index of the phrasing used)`."
-    slots, i = t.sample(r), r.randrange(len(t.patterns))  # randrange draws exactly as choice did
+    slots = t.sample(r)
+    i = r.randrange(len(t.patterns)) if pattern is None else pattern  # randrange draws exactly as choice did
     query, ops = augment(fill(expand(t.patterns[i], r), slots), r, plain=t.plain)
     return query, t.calls({k: s.val for k, s in slots.items()}), ops, i
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml, torch
 from .models import load_base, compute_dtype, default_device, ModelError
 from .catalog import load_catalog
-from .chat import encode_example
+from .chat import encode_example, write_answers, ANSWERS_FILE
 from .dataset import load_split
 from transformers import TrainerCallback
 
@@ -241,7 +241,7 @@ def train(cfg: TrainConfig, # the run's config
           callbacks: list = (), # extra `TrainerCallback`s
           verbose: bool = True, # print the progress bar (a terminal) or the logged losses (a log file)
          ) -> Path:
-    "Train the run described by `cfg`; returns the run folder (adapter/, config.yaml, history.csv, train_metrics.json)."
+    "Train the run described by `cfg`; returns the run folder (adapter/, config.yaml, history.csv, train_metrics.json, answers.json)."
     _check_inputs(cfg)
     run_dir = Path(cfg.output_dir)/cfg.name
     if (run_dir/"adapter").exists() and not resume: raise ConfigError(f"{run_dir} already holds a trained adapter; use another name, delete it, or --resume")
@@ -256,6 +256,7 @@ def train(cfg: TrainConfig, # the run's config
     wall = time.time() - t0
     trainer.model.save_pretrained(run_dir/"adapter"); trainer.processing_class.save_pretrained(run_dir/"adapter")
     _write_train_metrics(trainer, cfg, run_dir, wall, out)
+    write_answers(load_split(cfg.train_file, catalog := load_catalog(cfg.catalog)), run_dir/ANSWERS_FILE, catalog)  # the router drafts from them
     return run_dir
 
 def _write_train_metrics(trainer, cfg, run_dir, wall, out):
