@@ -4,17 +4,17 @@
 
 # %% ../nbs/00_catalog.ipynb #fbabcd26
 from __future__ import annotations
-import json, difflib, copy, argparse, sys
+import json, difflib, copy, argparse, sys, zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import SchemaError
 
 # %% auto #0
-__all__ = ['NO_TOOL', 'MULTI_TOOL', 'UNITS', 'DATETIME_ACTIONS', 'DEFAULT_TOOLS', 'SOURCES', 'ToolCall', 'category_of',
-           'CatalogError', 'CallError', 'Tool', 'Catalog', 'default_catalog', 'load_catalog', 'catalog_table',
-           'catalog_cli', 'make_record', 'record_errors', 'read_jsonl', 'write_jsonl']
+__all__ = ['NO_TOOL', 'MULTI_TOOL', 'TIME_ZONES', 'SchemaValidator', 'UNITS', 'DATETIME_ACTIONS', 'DEFAULT_TOOLS', 'SOURCES',
+           'ToolCall', 'category_of', 'CatalogError', 'CallError', 'Tool', 'Catalog', 'default_catalog', 'load_catalog',
+           'catalog_table', 'catalog_cli', 'make_record', 'record_errors', 'read_jsonl', 'write_jsonl']
 
 # %% ../nbs/00_catalog.ipynb #8cd7485d
 def _freeze(o):
@@ -57,6 +57,14 @@ def category_of(calls: list) -> str:
 class CatalogError(ValueError):
     "A catalog file or tool description is broken."
 
+TIME_ZONES = frozenset(zoneinfo.available_timezones())  # the IANA names this machine knows (the system's database or the tzdata package)
+
+def _iana_timezone(validator, wanted, instance, schema):
+    "The `x-iana-timezone` keyword (an extension): a string that names an IANA time zone."
+    if wanted and isinstance(instance, str) and instance not in TIME_ZONES: yield ValidationError(f"{instance!r} is not an IANA time zone")
+
+SchemaValidator = validators.extend(Draft202012Validator, {"x-iana-timezone": _iana_timezone})  # JSON Schema 2020-12 and the extension
+
 class CallError(ValueError):
     "A tool call does not fit the catalog."
 
@@ -71,9 +79,9 @@ class Tool:
         if not isinstance(self.description, str): raise CatalogError(f"tool '{self.name}': 'description' must be a string")
         if not isinstance(self.parameters, dict) or self.parameters.get("type") != "object":
             raise CatalogError(f"tool '{self.name}': 'parameters' must be a JSON Schema of type 'object'")
-        try: Draft202012Validator.check_schema(self.parameters)
+        try: SchemaValidator.check_schema(self.parameters)
         except SchemaError as e: raise CatalogError(f"tool '{self.name}': 'parameters' is not valid JSON Schema: {e.message}") from None
-        self._validator = Draft202012Validator(self.parameters)
+        self._validator = SchemaValidator(self.parameters)
 
     @property
     def properties(self) -> dict: return self.parameters.get("properties", {})
@@ -171,6 +179,7 @@ UNITS = ["km", "mi", "m", "cm", "mm", "ft", "in", "yd", "kg", "g", "lb", "oz", "
 DATETIME_ACTIONS = ["now", "convert", "difference", "add", "weekday"]
 _str = lambda desc, **kw: {"type": "string", "description": desc, **kw}
 _from_query = {"x-from-query": True}  # the value is a piece of the query (an extension: see 03a_chat)
+_zone = {"x-iana-timezone": True}  # the value names an IANA time zone (an extension: see `Tool`)
 _obj = lambda props, req: {"type": "object", "properties": props, "required": req, "additionalProperties": False}
 
 DEFAULT_TOOLS = [
@@ -184,10 +193,10 @@ DEFAULT_TOOLS = [
   "parameters": _obj({"query": _str("Title of the Wikipedia article", minLength=1)}, ["query"])},
  {"name": "datetime", "description": "Dates and times. action=now (current time, optional timezone), convert (a time from one timezone to another), difference (between date and end_date; date defaults to today), add (amount units to date; date defaults to today), weekday (of a date). Timezones are IANA names (Asia/Tokyo), dates ISO 8601 (2026-07-04), times HH:MM.",
   "parameters": {**_obj({"action": {"type": "string", "enum": DATETIME_ACTIONS, "description": "What to compute"},
-      "timezone": _str("IANA timezone for action=now", pattern=r"^[A-Za-z_]+(/[A-Za-z_\-+0-9]+)*$"),
+      "timezone": _str("IANA timezone for action=now", pattern=r"^[A-Za-z_]+(/[A-Za-z_\-+0-9]+)*$", **_zone),
       "time": _str("HH:MM, 24-hour clock", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
-      "from_timezone": _str("IANA timezone of `time`", pattern=r"^[A-Za-z_]+(/[A-Za-z_\-+0-9]+)*$"),
-      "to_timezone": _str("IANA timezone to convert to", pattern=r"^[A-Za-z_]+(/[A-Za-z_\-+0-9]+)*$"),
+      "from_timezone": _str("IANA timezone of `time`", pattern=r"^[A-Za-z_]+(/[A-Za-z_\-+0-9]+)*$", **_zone),
+      "to_timezone": _str("IANA timezone to convert to", pattern=r"^[A-Za-z_]+(/[A-Za-z_\-+0-9]+)*$", **_zone),
       "date": _str("ISO 8601 date YYYY-MM-DD", pattern=r"^\d{4}-\d{2}-\d{2}$"),
       "end_date": _str("ISO 8601 date YYYY-MM-DD", pattern=r"^\d{4}-\d{2}-\d{2}$"),
       "amount": {"type": "integer", "description": "How many units to add (negative to subtract)"},

@@ -8,8 +8,8 @@ import json, re, difflib, functools
 import regex
 from dataclasses import dataclass, field
 from pathlib import Path
-from jsonschema import Draft202012Validator
-from .catalog import Catalog, ToolCall, default_catalog
+from bisect import bisect_left
+from .catalog import Catalog, ToolCall, default_catalog, SchemaValidator, TIME_ZONES
 
 # %% auto #0
 __all__ = ['NONE_ANSWER', 'ANSWERS_FILE', 'PROMPT_LAYOUT', 'answer_text', 'write_answers', 'describe_catalog', 'chat_prompt',
@@ -182,7 +182,14 @@ class AnswerCheck:
     complete: bool = False
 
 @functools.lru_cache(maxsize=1024)
-def _validator(schema_json: str): return Draft202012Validator(json.loads(schema_json))
+def _validator(schema_json: str): return SchemaValidator(json.loads(schema_json))
+
+_ZONES = sorted(TIME_ZONES)
+
+def _zone_prefix(v: str) -> bool:
+    "Whether `v` starts (or is) an IANA time zone name."
+    i = bisect_left(_ZONES, v)
+    return i < len(_ZONES) and _ZONES[i].startswith(v)
 
 def _types(schema: dict) -> set:
     t = schema.get("type")
@@ -195,6 +202,7 @@ def _plain_fits(v: str, schema: dict, done: bool) -> bool:
         opts = [o for o in opts if isinstance(o, str)]
         return v in opts if done else any(o.startswith(v) for o in opts)
     if "pattern" in schema and regex.search(schema["pattern"], v, partial=not done) is None: return False
+    if schema.get("x-iana-timezone") and not (v in TIME_ZONES if done else _zone_prefix(v)): return False
     if done and len(v) < schema.get("minLength", 0): return False
     return len(v) <= schema.get("maxLength", len(v))
 
