@@ -13,7 +13,7 @@ from .catalog import Catalog, ToolCall, default_catalog, SchemaValidator, TIME_Z
 
 # %% auto #0
 __all__ = ['NONE_ANSWER', 'ANSWERS_FILE', 'PROMPT_LAYOUT', 'answer_text', 'write_answers', 'describe_catalog', 'chat_prompt',
-           'prompt_ids', 'encode_example', 'ParsedAnswer', 'parse_answer', 'AnswerCheck', 'answer_check']
+           'prompt_ids', 'answer_ids', 'encode_example', 'ParsedAnswer', 'parse_answer', 'AnswerCheck', 'answer_check']
 
 # %% ../nbs/03a_chat.ipynb #7194e347
 NONE_ANSWER = "none"
@@ -69,10 +69,14 @@ def prompt_ids(query: str, tokenizer, catalog: Catalog = None, describe_tools: b
 
 
 # %% ../nbs/03a_chat.ipynb #b910361a
+def answer_ids(text: str, tokenizer) -> list[int]:
+    "Token ids of an answer text and the end-of-turn token, as the model is trained to write them (and the router drafts them)."
+    return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
 def encode_example(query: str, calls: list, tokenizer, catalog: Catalog = None, max_length: int = 256) -> dict:
     "Token ids of prompt + answer + end-of-turn, and the mask of the answer tokens (the loss)."
     p = prompt_ids(query, tokenizer, catalog)
-    a = tokenizer(answer_text(calls, catalog), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    a = answer_ids(answer_text(calls, catalog), tokenizer)
     if len(a) >= max_length: raise ValueError(f"the answer alone is {len(a)} tokens, over max_length={max_length}: {answer_text(calls, catalog)[:80]!r}")
     p = p[:1] + p[len(p) - (max_length - len(a)) + 1:] if len(p) + len(a) > max_length else p  # keep the BOS/template start, drop the oldest query tokens
     return {"input_ids": p + a, "completion_mask": [0] * len(p) + [1] * len(a)}

@@ -318,11 +318,10 @@ def top_up_train(train: list, # training records (template ones are drawn again)
                 ) -> list[dict]:
     "`n` more examples of `train`'s template phrasings: the thinnest template first, with the rarest argument values."
     catalog, r = _as_catalog(catalog), random.Random(f"{seed}:top_up")
-    phrasings, count = defaultdict(set), Counter()
+    phrasings, count, by_id = defaultdict(set), Counter(), {}
     for x in train:
-        if made := _made_by(x): phrasings[made[0].id].add(made[1]); count[made[0].id] += 1
+        if made := _made_by(x): t, i = made; phrasings[t.id].add(i); count[t.id] += 1; by_id[t.id] = t
     if n <= 0 or not phrasings: return []
-    by_id = {t.id: t for ts in TEMPLATES.values() for t in ts.values()}
     values = Counter(v for x in train for v in _values(x["calls"]))
     seen = {normalize_query(q) for q in taken} | {normalize_query(x["query"]) for x in train}
     queue = [(count[tid], k, tid) for k, tid in enumerate(_shuffled(phrasings, f"{seed}:top_up"))]
@@ -332,12 +331,12 @@ def top_up_train(train: list, # training records (template ones are drawn again)
         for _ in range(tries):
             query, calls, ops, i = render(t, r, pattern=r.choice(sorted(phrasings[tid])))
             if normalize_query(query) in seen: continue
-            calls = [x.to_dict() for x in calls]
-            score = sum(values[v] for v in _values(calls))
+            score = sum(values[v] for v in _values([x.to_dict() for x in calls]))
             if best is None or score < best[0]: best = (score, query, calls, ops, i)
         if best is None: continue  # no new query in `tries` draws: the template is used up
         _, query, calls, ops, i = best
-        check_example(t, query, [ToolCall.from_dict(x) for x in calls], catalog)
+        check_example(t, query, calls, catalog)
+        calls = [x.to_dict() for x in calls]
         seen.add(normalize_query(query)); values.update(_values(calls))
         out.append(make_record(f"top-{len(out):05d}", query, calls, meta={"template": tid, "pattern": i, "hard": t.hard, "aug": ops, "top_up": True}))
         heapq.heappush(queue, (c + 1, k, tid))

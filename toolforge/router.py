@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml, torch, numpy as np
 from .models import quiet_loading, load_base, resolve_model, ModelError, EMBEDDED, HUB_MODELS
 from .catalog import Catalog, ToolCall, load_catalog
-from .chat import prompt_ids, parse_answer, answer_text, answer_check, ANSWERS_FILE
+from .chat import prompt_ids, parse_answer, answer_text, answer_ids, answer_check, ANSWERS_FILE
 from .merge import merged_model, load_adapted
 
 # %% auto #0
@@ -259,7 +259,7 @@ class Router:
         self.snippets = [self.tok(answer_text([ToolCall(t.name, {k: placeholder(v) for k, v in t.properties.items() if k in keys})],
                                               self.catalog), add_special_tokens=False)["input_ids"]
                          for t in self.catalog for keys in (t.required, list(t.properties))]  # required arguments, then all of them
-        self.answer_drafts = answer_table([self.tok(a, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for a in answers or []])
+        self.answer_drafts = answer_table([answer_ids(a, tokenizer) for a in answers or []])
     def _prompt(self, query: str) -> list: return prompt_ids(query, self.tok, self.catalog, describe_tools=self.zero_shot)
 
 # %% ../nbs/07_router.ipynb #0240554f
@@ -340,15 +340,15 @@ def answer_table(answers: list, # token id lists of answers (each ending with en
 def _draft(self: Router, out: list, sources: list, text: str = "") -> list:
     "A guess of the next tokens: copied from the query inside a value, else what followed the last 3, 2 or 1 tokens in the query (`sources[0]`), the training answers or a catalog snippet."
     if text and self.copy_values and (d := self._value_draft(out, text)): return d
+    query, snippets = sources[0], sources[1:]
     inside = self._answer_line(out).count('"') % 2 == 1
-    table = lambda run: self.answer_drafts.get(tuple(run), [])
+    order = [query, None, *snippets] if inside else [None, *snippets, query]  # None: the training answers; outside a string, the format first
     for n in (3, 2, 1):
         if len(out) < n: continue
-        if not inside and (d := table(out[-n:])): return d[:self.draft_tokens]  # outside a string the format: answers, snippets, query
-        for src in (sources if inside else sources[1:] + sources[:1]):
-            i = _find(src[:-1], out[-n:])
-            if i is not None: return src[i + n:i + n + self.draft_tokens]
-            if src is sources[0] and inside and (d := table(out[-n:])): return d[:self.draft_tokens]  # inside: query, answers, snippets
+        for src in order:
+            if src is None: d = self.answer_drafts.get(tuple(out[-n:]), [])
+            else: d = src[i + n:i + n + self.draft_tokens] if (i := _find(src[:-1], out[-n:])) is not None else []
+            if d: return d[:self.draft_tokens]
     return []
 
 Router._answer_line, Router._value_draft, Router._draft = _answer_line, _value_draft, _draft
