@@ -12,9 +12,10 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import SchemaError
 
 # %% auto #0
-__all__ = ['NO_TOOL', 'MULTI_TOOL', 'TIME_ZONES', 'SchemaValidator', 'UNITS', 'DATETIME_ACTIONS', 'DEFAULT_TOOLS', 'SOURCES',
-           'ToolCall', 'category_of', 'CatalogError', 'CallError', 'Tool', 'Catalog', 'default_catalog', 'load_catalog',
-           'catalog_table', 'catalog_cli', 'make_record', 'record_errors', 'read_jsonl', 'write_jsonl']
+__all__ = ['NO_TOOL', 'MULTI_TOOL', 'TIME_ZONES', 'LANGUAGE_CODES', 'SchemaValidator', 'UNITS', 'DATETIME_ACTIONS',
+           'DEFAULT_TOOLS', 'SOURCES', 'ToolCall', 'category_of', 'CatalogError', 'CallError', 'Tool', 'Catalog',
+           'default_catalog', 'load_catalog', 'catalog_table', 'catalog_cli', 'make_record', 'record_errors',
+           'read_jsonl', 'write_jsonl']
 
 # %% ../nbs/00_catalog.ipynb #8cd7485d
 def _freeze(o):
@@ -63,7 +64,17 @@ def _iana_timezone(validator, wanted, instance, schema):
     "The `x-iana-timezone` keyword (an extension): a string that names an IANA time zone."
     if wanted and isinstance(instance, str) and instance not in TIME_ZONES: yield ValidationError(f"{instance!r} is not an IANA time zone")
 
-SchemaValidator = validators.extend(Draft202012Validator, {"x-iana-timezone": _iana_timezone})  # JSON Schema 2020-12 and the extension
+def _language_code_set() -> frozenset:
+    import pycountry
+    return frozenset(l.alpha_2 for l in pycountry.languages if hasattr(l, "alpha_2"))
+
+LANGUAGE_CODES = _language_code_set()  # the 184 ISO 639-1 codes (from pycountry)
+
+def _language_code(validator, wanted, instance, schema):
+    "The `x-language-code` keyword (an extension): a string that is an ISO 639-1 language code."
+    if wanted and isinstance(instance, str) and instance not in LANGUAGE_CODES: yield ValidationError(f"{instance!r} is not an ISO 639-1 language code")
+
+SchemaValidator = validators.extend(Draft202012Validator, {"x-iana-timezone": _iana_timezone, "x-language-code": _language_code})  # JSON Schema 2020-12 and the extensions
 
 class CallError(ValueError):
     "A tool call does not fit the catalog."
@@ -180,6 +191,7 @@ DATETIME_ACTIONS = ["now", "convert", "difference", "add", "weekday"]
 _str = lambda desc, **kw: {"type": "string", "description": desc, **kw}
 _from_query = {"x-from-query": True}  # the value is a piece of the query (an extension: see 03a_chat)
 _zone = {"x-iana-timezone": True}  # the value names an IANA time zone (an extension: see `Tool`)
+_language = {"x-language-code": True}  # the value is an ISO 639-1 code (an extension: see `Tool`)
 _obj = lambda props, req: {"type": "object", "properties": props, "required": req, "additionalProperties": False}
 
 DEFAULT_TOOLS = [
@@ -210,7 +222,7 @@ DEFAULT_TOOLS = [
   "parameters": _obj({"word": _str("One word, lower case", pattern=r"^[a-z][a-z'\-]*$", **_from_query)}, ["word"])},
  {"name": "translate", "description": "Translate text into another language. to_lang is an ISO 639-1 code (de, ja, es).",
   "parameters": _obj({"text": _str("The text to translate, exactly as given", minLength=1, **_from_query),
-                      "to_lang": _str("ISO 639-1 code of the target language", pattern=r"^[a-z]{2}$")}, ["text", "to_lang"])},
+                      "to_lang": _str("ISO 639-1 code of the target language", pattern=r"^[a-z]{2}$", **_language)}, ["text", "to_lang"])},
  {"name": "unit_converter", "description": "Convert a quantity between units. Units as short symbols: " + ", ".join(UNITS) + " (c, f, k are temperatures).",
   "parameters": _obj({"value": {"type": "number", "description": "The quantity to convert"},
                       "from": {"type": "string", "enum": UNITS, "description": "Unit symbol to convert from"},

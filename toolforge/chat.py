@@ -9,11 +9,13 @@ import regex
 from dataclasses import dataclass, field
 from pathlib import Path
 from bisect import bisect_left
-from .catalog import Catalog, ToolCall, default_catalog, SchemaValidator, TIME_ZONES
+from .catalog import Catalog, ToolCall, default_catalog, SchemaValidator, TIME_ZONES, LANGUAGE_CODES
+from .places import query_time_zones, query_languages
 
 # %% auto #0
-__all__ = ['NONE_ANSWER', 'ANSWERS_FILE', 'PROMPT_LAYOUT', 'answer_text', 'write_answers', 'describe_catalog', 'chat_prompt',
-           'prompt_ids', 'answer_ids', 'encode_example', 'ParsedAnswer', 'parse_answer', 'AnswerCheck', 'answer_check']
+__all__ = ['NONE_ANSWER', 'ANSWERS_FILE', 'PROMPT_LAYOUT', 'KNOWN_VALUES', 'answer_text', 'write_answers', 'describe_catalog',
+           'chat_prompt', 'prompt_ids', 'answer_ids', 'encode_example', 'ParsedAnswer', 'parse_answer', 'AnswerCheck',
+           'value_words', 'answer_check', 'free_text_arguments', 'answer_vocabulary']
 
 # %% ../nbs/03a_chat.ipynb #7194e347
 NONE_ANSWER = "none"
@@ -207,6 +209,7 @@ def _plain_fits(v: str, schema: dict, done: bool) -> bool:
         return v in opts if done else any(o.startswith(v) for o in opts)
     if "pattern" in schema and regex.search(schema["pattern"], v, partial=not done) is None: return False
     if schema.get("x-iana-timezone") and not (v in TIME_ZONES if done else _zone_prefix(v)): return False
+    if schema.get("x-language-code") and not (v in LANGUAGE_CODES if done else any(c.startswith(v) for c in LANGUAGE_CODES)): return False
     if done and len(v) < schema.get("minLength", 0): return False
     return len(v) <= schema.get("maxLength", len(v))
 
@@ -235,13 +238,40 @@ def _startable(schema_json: str, query: str) -> bool:
 
 def _can_write(schema: dict, query: str) -> bool: return _startable(json.dumps(schema, sort_keys=True), query)
 
-def _string_fits(v: str, schema: dict, query: str, done: bool) -> bool:
-    "Whether string value `v` (finished when `done`) fits `schema` or can still be extended to fit it."
+KNOWN_VALUES = {"x-iana-timezone": query_time_zones, "x-language-code": query_languages}  # keyword -> the values a query can mean (00a_places)
+
+def _known_fits(v: str, schema: dict, query: str, done: bool) -> bool:
+    "Whether `v` is (`done`) or starts one of the values `query` can mean, for a property marked with a `KNOWN_VALUES` keyword (any value when the query names none)."
+    for key, lookup in KNOWN_VALUES.items():
+        if schema.get(key) and (values := lookup(query)): return v in values if done else any(x.startswith(v) for x in values)
+    return True
+
+_WORD_RUN = re.compile(r"[^\W_]+")
+
+def value_words(text: str) -> set:
+    "The words of `text` in lower case (`casefold`): what the vocabulary of free-text values is made of."
+    return {w.casefold() for w in _WORD_RUN.findall(text)}
+
+@functools.lru_cache(maxsize=256)
+def _query_words(query: str) -> frozenset: return frozenset(value_words(query))
+
+def _words_fit(v: str, allowed: frozenset, query: str, done: bool) -> bool:
+    "Whether every word of `v` is a word of `query` or of `allowed`, or the start (3+ letters) of a word of `query`; unless `done`, the last one may still be growing into one."
+    ws, q = [w.casefold() for w in _WORD_RUN.findall(v)], _query_words(query)
+    growing = bool(ws) and not done and bool(_WORD_RUN.fullmatch(v[-1]))
+    whole = lambda w: w in q or w in allowed or (len(w) >= 3 and any(x.startswith(w) for x in q))  # "delay" for "delayed"
+    if not all(whole(w) for w in (ws[:-1] if growing else ws)): return False
+    return not growing or any(x.startswith(ws[-1]) for x in q) or any(x.startswith(ws[-1]) for x in allowed)
+
+def _string_fits(v: str, schema: dict, query: str, done: bool, known: bool = False) -> bool:
+    "Whether string value `v` (finished when `done`) fits `schema` or can still be extended to fit it; `known`: and is a value the query can mean."
+    if known and not _known_fits(v, schema, query, done): return False
     return _from_query_fits(v, schema, query, done) if schema.get("x-from-query") else _plain_fits(v, schema, done)
 
 class _Reader:
     "Recursive descent over compact JSON: raises `_More` at the end of the text, `_Bad` at the first impossible character."
-    def __init__(self, s: str, query: str): self.s, self.q = s, query
+    def __init__(self, s: str, query: str, known: bool = False, words: dict = None):
+        self.s, self.q, self.known, self.words, self.field = s, query, known, words or {}, None
     def at(self, i: int) -> str:
         if i >= len(self.s): raise _More
         return self.s[i]
@@ -278,14 +308,17 @@ class _Reader:
             if ch == '"': end = j; break
             if ch < " ": raise _Bad
             if ch == "\\":
+                if self.field in self.words: raise _Bad  # no escapes in free text written from a vocabulary
                 if j + 1 == len(self.s):  # an escape still being written: fine if one of them fits
                     v = "".join(chars)
-                    if any(_string_fits(v + e, schema, self.q, False) for e in _ESCAPES.values()): raise _More
+                    if any(_string_fits(v + e, schema, self.q, False, self.known) for e in _ESCAPES.values()): raise _More
                     raise _Bad
                 if self.s[j + 1] not in _ESCAPES: raise _Bad
                 chars.append(_ESCAPES[self.s[j + 1]]); j += 2
             else: chars.append(ch); j += 1
-        if not _string_fits("".join(chars), schema, self.q, end is not None): raise _Bad
+        if not _string_fits("".join(chars), schema, self.q, end is not None, self.known): raise _Bad
+        allowed = self.words.get(self.field)
+        if allowed is not None and not _words_fit("".join(chars), allowed, self.q, end is not None): raise _Bad
         if end is None: raise _More
         return end + 1
 
@@ -311,6 +344,7 @@ class _Reader:
                 if key in seen or (closed and not fits): raise _Bad
                 if j < 0: raise _More
                 seen.add(key)
+                self.field = (tool.name, key) if tool is not None else None
                 i = self.value(self.expect(j + 1, ":"), props.get(key, {}))
                 if self.at(i) == "}": break
                 i = self.expect(i, ",")
@@ -328,15 +362,20 @@ class _Reader:
         self.check(start, i + 1, schema)
         return i + 1
 
-def answer_check(text: str, catalog: Catalog = None, query: str = "") -> AnswerCheck:
+def answer_check(text: str, # the answer written so far
+                 catalog: Catalog = None, # the tools (default: the built-in catalog)
+                 query: str = "", # the query it answers (`x-from-query` values are pieces of it)
+                 known: bool = False, # time zones and language codes only among those the query can mean (`KNOWN_VALUES`)
+                 words: dict = None, # (tool, argument) -> the words its values may use besides the query's (`answer_vocabulary`)
+                ) -> AnswerCheck:
     "Whether `text` is the start of a valid answer to `query` (`ok`) and whether it is a whole one (`complete`)."
     catalog = catalog or default_catalog()
     if text.endswith("\ufffd"):  # a character whose bytes are not all written yet: fine if a non-ASCII one fits there
         more = {c for c in query if ord(c) > 127 and c != "\ufffd"} | {"\u00e9"}
-        return AnswerCheck(any(answer_check(text[:-1] + c, catalog, query).ok for c in more))
+        return AnswerCheck(any(answer_check(text[:-1] + c, catalog, query, known, words).ok for c in more))
     s = text
     if NONE_ANSWER.startswith(s): return AnswerCheck(True, s == NONE_ANSWER)
-    r, i = _Reader(s, query), 0
+    r, i = _Reader(s, query, known, words), 0
     try:
         while True:
             j = i
@@ -350,3 +389,20 @@ def answer_check(text: str, catalog: Catalog = None, query: str = "") -> AnswerC
             i = r.expect(i, "\n")
     except _More: return AnswerCheck(True)
     except _Bad: return AnswerCheck(False)
+
+# %% ../nbs/03a_chat.ipynb #5d1a689d
+def free_text_arguments(catalog: Catalog) -> list:
+    "(tool, argument) of every string argument that no other keyword constrains: free text the label may reword."
+    fixed = ("enum", "const", "pattern", "format", "x-from-query", *KNOWN_VALUES)
+    return [(t.name, k) for t in catalog for k, p in t.properties.items() if _types(p) == {"string"} and not any(f in p for f in fixed)]
+
+def answer_vocabulary(answers: list, # answer texts (a run's training answers)
+                      catalog: Catalog = None) -> dict:
+    "(tool, argument) -> the folded words that `answers` use in each free-text argument."
+    catalog = catalog or default_catalog()
+    vocab = {key: set() for key in free_text_arguments(catalog)}
+    for a in answers:
+        for c in parse_answer(a, catalog).calls:
+            for k, v in c.arguments.items():
+                if (c.name, k) in vocab and isinstance(v, str): vocab[(c.name, k)] |= value_words(v)
+    return {k: frozenset(v) for k, v in vocab.items()}

@@ -11,7 +11,8 @@ from pathlib import Path
 import yaml, torch, numpy as np
 from .models import quiet_loading, load_base, resolve_model, ModelError, EMBEDDED, HUB_MODELS
 from .catalog import Catalog, ToolCall, load_catalog
-from .chat import prompt_ids, parse_answer, answer_text, answer_ids, answer_check, ANSWERS_FILE
+from .chat import prompt_ids, parse_answer, answer_text, answer_ids, answer_check, answer_vocabulary, ANSWERS_FILE
+from .places import gazetteer, language_index
 from .merge import merged_model, load_adapted
 
 # %% auto #0
@@ -242,12 +243,16 @@ class Router:
     "Routes queries to validated tool calls with a (fine-tuned) causal LM."
     def __init__(self, model, tokenizer, catalog: Catalog = None, zero_shot: bool = False,
                  max_query_tokens: int = 384, draft_tokens: int = 3, constrain: bool = None, lean: bool = True,
-                 answers: list = None):  # answer texts to draft from (a run's `answers.json`, its training answers)
+                 answers: list = None,  # answer texts to draft from (a run's `answers.json`, its training answers)
+                 known: bool = None,  # time zones and language codes only among those the query can mean (00a_places); default: when constrained
+                 vocabulary: bool = True):  # free-text values only in the query's words and those of the training `answers` (03a_chat)
         self.model, self.tok, self.catalog = model.eval(), tokenizer, catalog or load_catalog()
         self.net = LeanLlama(model) if lean and LeanLlama.supports(model) else model  # what runs the forward passes
         self.zero_shot, self.max_query_tokens, self.draft_tokens, self.copy_values = zero_shot, max_query_tokens, draft_tokens, True
         self.close_values = True  # draft the end of the call after a value that ends the query
         self.constrain = not zero_shot if constrain is None else constrain  # zero-shot: the base model as prompted, unconstrained
+        self.known = self.constrain if known is None else known
+        if self.known and self.constrain: gazetteer(), language_index()  # loaded once (about a second), not in the first query's time
         self._chars = None  # token ids of single characters, the fallback of constrained decoding
         self.closing = tokenizer('"}', add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]  # the end of a call and of the answer
         self.eos = {tokenizer.eos_token_id} | ({tokenizer.convert_tokens_to_ids("<|im_end|>")} if "<|im_end|>" in tokenizer.get_vocab() else set())
@@ -260,6 +265,7 @@ class Router:
                                               self.catalog), add_special_tokens=False)["input_ids"]
                          for t in self.catalog for keys in (t.required, list(t.properties))]  # required arguments, then all of them
         self.answer_drafts = answer_table([answer_ids(a, tokenizer) for a in answers or []])
+        self.vocabulary = answer_vocabulary(answers, self.catalog) if vocabulary and answers else {}  # (tool, argument) -> words
     def _prompt(self, query: str) -> list: return prompt_ids(query, self.tok, self.catalog, describe_tools=self.zero_shot)
 
 # %% ../nbs/07_router.ipynb #0240554f
@@ -285,8 +291,8 @@ Router.from_pretrained = _from_pretrained
 # %% ../nbs/07_router.ipynb #856538ba
 def _allowed(self: Router, out: list, t: int, query: str) -> bool:
     "Whether token `t` may follow the answer tokens `out` (end-of-turn: only after a complete answer)."
-    if t in self.eos: return answer_check(self.tok.decode(out), self.catalog, query).complete
-    return answer_check(self.tok.decode(out + [t]), self.catalog, query).ok
+    if t in self.eos: return answer_check(self.tok.decode(out), self.catalog, query, self.known, self.vocabulary).complete
+    return answer_check(self.tok.decode(out + [t]), self.catalog, query, self.known, self.vocabulary).ok
 
 def _pick(self: Router, logits: torch.Tensor, out: list, query: str) -> int:
     "The next token: the most likely one, or, when constrained, the most likely one that keeps the answer valid."
