@@ -72,7 +72,9 @@ ZONE_ABBREVIATIONS = {"est": ["America/New_York"], "edt": ["America/New_York"], 
     "pst": ["America/Los_Angeles"], "pdt": ["America/Los_Angeles"], "pt": ["America/Los_Angeles"], "pacific": ["America/Los_Angeles"],
     "utc": ["UTC"], "gmt": ["UTC", "Europe/London"], "zulu": ["UTC"], "bst": ["Europe/London"], "cet": ["Europe/Paris", "Europe/Berlin"],
     "cest": ["Europe/Paris", "Europe/Berlin"], "ist": ["Asia/Kolkata"], "jst": ["Asia/Tokyo"], "kst": ["Asia/Seoul"], "hst": ["Pacific/Honolulu"],
-    "akst": ["America/Anchorage"], "aest": ["Australia/Sydney"], "aedt": ["Australia/Sydney"], "awst": ["Australia/Perth"], "nzst": ["Pacific/Auckland"]}
+    "akst": ["America/Anchorage"], "aest": ["Australia/Sydney"], "aedt": ["Australia/Sydney"], "awst": ["Australia/Perth"], "nzst": ["Pacific/Auckland"],
+    "central european": ["Europe/Paris", "Europe/Berlin"], "eastern european": ["Europe/Athens", "Europe/Helsinki", "Europe/Bucharest", "Europe/Kyiv"],
+    "western european": ["Europe/London", "Europe/Lisbon"]}  # "eastern European time" adds these to New York's "eastern"; the model chooses
 NOT_PLACES = set("time now day date today tomorrow yesterday morning evening night noon midnight local current clock hour hours minute "
                  "minutes weather rain convert call meeting a an the and or but if not to of for from on in at by as into with about over "
                  "after before then than is are was were be am pm do does did go so no yes up us we you your i me my it its this that "
