@@ -255,13 +255,21 @@ def value_words(text: str) -> set:
 @functools.lru_cache(maxsize=256)
 def _query_words(query: str) -> frozenset: return frozenset(value_words(query))
 
+@functools.lru_cache(maxsize=64)
+def _sorted_words(words: frozenset) -> list: return sorted(words)
+
+def _starts_a_word(prefix: str, words: frozenset) -> bool:
+    "Whether some word of `words` starts with `prefix` (a binary search, so a large vocabulary costs no more)."
+    s = _sorted_words(words); i = bisect_left(s, prefix)
+    return i < len(s) and s[i].startswith(prefix)
+
 def _words_fit(v: str, allowed: frozenset, query: str, done: bool) -> bool:
     "Whether every word of `v` is a word of `query` or of `allowed`, or the start (3+ letters) of a word of `query`; unless `done`, the last one may still be growing into one."
     ws, q = [w.casefold() for w in _WORD_RUN.findall(v)], _query_words(query)
     growing = bool(ws) and not done and bool(_WORD_RUN.fullmatch(v[-1]))
-    whole = lambda w: w in q or w in allowed or (len(w) >= 3 and any(x.startswith(w) for x in q))  # "delay" for "delayed"
+    whole = lambda w: w in q or w in allowed or (len(w) >= 3 and _starts_a_word(w, q))  # "delay" for "delayed"
     if not all(whole(w) for w in (ws[:-1] if growing else ws)): return False
-    return not growing or any(x.startswith(ws[-1]) for x in q) or any(x.startswith(ws[-1]) for x in allowed)
+    return not growing or _starts_a_word(ws[-1], q) or _starts_a_word(ws[-1], allowed)
 
 def _string_fits(v: str, schema: dict, query: str, done: bool, known: bool = False) -> bool:
     "Whether string value `v` (finished when `done`) fits `schema` or can still be extended to fit it; `known`: and is a value the query can mean."
