@@ -190,12 +190,13 @@ class AnswerCheck:
 @functools.lru_cache(maxsize=1024)
 def _validator(schema_json: str): return SchemaValidator(json.loads(schema_json))
 
-_ZONES = sorted(TIME_ZONES)
+@functools.lru_cache(maxsize=64)
+def _sorted(names: frozenset) -> list: return sorted(names)
 
-def _zone_prefix(v: str) -> bool:
-    "Whether `v` starts (or is) an IANA time zone name."
-    i = bisect_left(_ZONES, v)
-    return i < len(_ZONES) and _ZONES[i].startswith(v)
+def _starts_one(prefix: str, names: frozenset) -> bool:
+    "Whether some name of `names` starts with (or is) `prefix`: a binary search, so a long list (time zones, a vocabulary) costs no more."
+    s = _sorted(names); i = bisect_left(s, prefix)
+    return i < len(s) and s[i].startswith(prefix)
 
 def _types(schema: dict) -> set:
     t = schema.get("type")
@@ -208,8 +209,8 @@ def _plain_fits(v: str, schema: dict, done: bool) -> bool:
         opts = [o for o in opts if isinstance(o, str)]
         return v in opts if done else any(o.startswith(v) for o in opts)
     if "pattern" in schema and regex.search(schema["pattern"], v, partial=not done) is None: return False
-    if schema.get("x-iana-timezone") and not (v in TIME_ZONES if done else _zone_prefix(v)): return False
-    if schema.get("x-language-code") and not (v in LANGUAGE_CODES if done else any(c.startswith(v) for c in LANGUAGE_CODES)): return False
+    for key, names in (("x-iana-timezone", TIME_ZONES), ("x-language-code", LANGUAGE_CODES)):
+        if schema.get(key) and not (v in names if done else _starts_one(v, names)): return False
     if done and len(v) < schema.get("minLength", 0): return False
     return len(v) <= schema.get("maxLength", len(v))
 
@@ -243,7 +244,7 @@ KNOWN_VALUES = {"x-iana-timezone": query_time_zones, "x-language-code": query_la
 def _known_fits(v: str, schema: dict, query: str, done: bool) -> bool:
     "Whether `v` is (`done`) or starts one of the values `query` can mean, for a property marked with a `KNOWN_VALUES` keyword (any value when the query names none)."
     for key, lookup in KNOWN_VALUES.items():
-        if schema.get(key) and (values := lookup(query)): return v in values if done else any(x.startswith(v) for x in values)
+        if schema.get(key) and (values := lookup(query)): return v in values if done else _starts_one(v, values)
     return True
 
 _WORD_RUN = re.compile(r"[^\W_]+")
@@ -255,21 +256,13 @@ def value_words(text: str) -> set:
 @functools.lru_cache(maxsize=256)
 def _query_words(query: str) -> frozenset: return frozenset(value_words(query))
 
-@functools.lru_cache(maxsize=64)
-def _sorted_words(words: frozenset) -> list: return sorted(words)
-
-def _starts_a_word(prefix: str, words: frozenset) -> bool:
-    "Whether some word of `words` starts with `prefix` (a binary search, so a large vocabulary costs no more)."
-    s = _sorted_words(words); i = bisect_left(s, prefix)
-    return i < len(s) and s[i].startswith(prefix)
-
 def _words_fit(v: str, allowed: frozenset, query: str, done: bool) -> bool:
     "Whether every word of `v` is a word of `query` or of `allowed`, or the start (3+ letters) of a word of `query`; unless `done`, the last one may still be growing into one."
     ws, q = [w.casefold() for w in _WORD_RUN.findall(v)], _query_words(query)
     growing = bool(ws) and not done and bool(_WORD_RUN.fullmatch(v[-1]))
-    whole = lambda w: w in q or w in allowed or (len(w) >= 3 and _starts_a_word(w, q))  # "delay" for "delayed"
+    whole = lambda w: w in q or w in allowed or (len(w) >= 3 and _starts_one(w, q))  # "delay" for "delayed"
     if not all(whole(w) for w in (ws[:-1] if growing else ws)): return False
-    return not growing or _starts_a_word(ws[-1], q) or _starts_a_word(ws[-1], allowed)
+    return not growing or _starts_one(ws[-1], q) or _starts_one(ws[-1], allowed)
 
 def _string_fits(v: str, schema: dict, query: str, done: bool, known: bool = False) -> bool:
     "Whether string value `v` (finished when `done`) fits `schema` or can still be extended to fit it; `known`: and is a value the query can mean."
