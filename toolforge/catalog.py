@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_catalog.ipynb #fbabcd26
 from __future__ import annotations
-import json, difflib, copy, argparse, sys, zoneinfo
+import json, difflib, copy, argparse, sys, zoneinfo, datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 import yaml
@@ -74,7 +74,21 @@ def _language_code(validator, wanted, instance, schema):
     "The `x-language-code` keyword (an extension): a string that is an ISO 639-1 language code."
     if wanted and isinstance(instance, str) and instance not in LANGUAGE_CODES: yield ValidationError(f"{instance!r} is not an ISO 639-1 language code")
 
-SchemaValidator = validators.extend(Draft202012Validator, {"x-iana-timezone": _iana_timezone, "x-language-code": _language_code})  # JSON Schema 2020-12 and the extensions
+def _calendar_date(validator, wanted, instance, schema):
+    "The `x-date` keyword (an extension): a string that is a day of the calendar, YYYY-MM-DD."
+    if not (wanted and isinstance(instance, str)): return
+    try: ok = len(instance) == 10 and datetime.date.fromisoformat(instance).isoformat() == instance
+    except ValueError: ok = False
+    if not ok: yield ValidationError(f"{instance!r} is not a calendar date (YYYY-MM-DD)")
+
+def _clock_time(validator, wanted, instance, schema):
+    "The `x-time` keyword (an extension): a string that is a time of day, HH:MM on the 24-hour clock."
+    if wanted and isinstance(instance, str) and not (len(instance) == 5 and instance[2] == ":" and instance[:2].isdigit() and instance[3:].isdigit()
+                                                     and int(instance[:2]) < 24 and int(instance[3:]) < 60):
+        yield ValidationError(f"{instance!r} is not a time of day (HH:MM, 24-hour clock)")
+
+SchemaValidator = validators.extend(Draft202012Validator, {"x-iana-timezone": _iana_timezone, "x-language-code": _language_code,
+                                                           "x-date": _calendar_date, "x-time": _clock_time})  # JSON Schema 2020-12 and the extensions
 
 class CallError(ValueError):
     "A tool call does not fit the catalog."
@@ -192,6 +206,8 @@ _str = lambda desc, **kw: {"type": "string", "description": desc, **kw}
 _from_query = {"x-from-query": True}  # the value is a piece of the query (an extension: see 03a_chat)
 _zone = {"x-iana-timezone": True}  # the value names an IANA time zone (an extension: see `Tool`)
 _language = {"x-language-code": True}  # the value is an ISO 639-1 code (an extension: see `Tool`)
+_date = {"x-date": True}  # the value is a calendar date (an extension: see `Tool`)
+_clock = {"x-time": True}  # the value is a time of day (an extension: see `Tool`)
 _obj = lambda props, req: {"type": "object", "properties": props, "required": req, "additionalProperties": False}
 
 DEFAULT_TOOLS = [
@@ -206,11 +222,11 @@ DEFAULT_TOOLS = [
  {"name": "datetime", "description": "Dates and times. action=now (current time, optional timezone), convert (a time from one timezone to another), difference (between date and end_date; date defaults to today), add (amount units to date; date defaults to today), weekday (of a date). Timezones are IANA names (Asia/Tokyo), dates ISO 8601 (2026-07-04), times HH:MM.",
   "parameters": {**_obj({"action": {"type": "string", "enum": DATETIME_ACTIONS, "description": "What to compute"},
       "timezone": _str("IANA timezone for action=now", pattern=r"^[A-Za-z_]+(/[A-Za-z_\-+0-9]+)*$", **_zone),
-      "time": _str("HH:MM, 24-hour clock", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
+      "time": _str("HH:MM, 24-hour clock", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", **_clock),
       "from_timezone": _str("IANA timezone of `time`", pattern=r"^[A-Za-z_]+(/[A-Za-z_\-+0-9]+)*$", **_zone),
       "to_timezone": _str("IANA timezone to convert to", pattern=r"^[A-Za-z_]+(/[A-Za-z_\-+0-9]+)*$", **_zone),
-      "date": _str("ISO 8601 date YYYY-MM-DD", pattern=r"^\d{4}-\d{2}-\d{2}$"),
-      "end_date": _str("ISO 8601 date YYYY-MM-DD", pattern=r"^\d{4}-\d{2}-\d{2}$"),
+      "date": _str("ISO 8601 date YYYY-MM-DD", pattern=r"^\d{4}-\d{2}-\d{2}$", **_date),
+      "end_date": _str("ISO 8601 date YYYY-MM-DD", pattern=r"^\d{4}-\d{2}-\d{2}$", **_date),
       "amount": {"type": "integer", "description": "How many units to add (negative to subtract)"},
       "unit": {"type": "string", "enum": ["minutes", "hours", "days", "weeks", "months", "years"]}}, ["action"]),
     "allOf": [

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from bisect import bisect_left
 from .catalog import Catalog, ToolCall, default_catalog, SchemaValidator, TIME_ZONES, LANGUAGE_CODES
-from .places import query_time_zones, query_languages
+from .places import query_time_zones, query_languages, query_dates, query_times
 
 # %% auto #0
 __all__ = ['NONE_ANSWER', 'ANSWERS_FILE', 'PROMPT_LAYOUT', 'KNOWN_VALUES', 'answer_text', 'write_answers', 'describe_catalog',
@@ -239,7 +239,7 @@ def _startable(schema_json: str, query: str) -> bool:
 
 def _can_write(schema: dict, query: str) -> bool: return _startable(json.dumps(schema, sort_keys=True), query)
 
-KNOWN_VALUES = {"x-iana-timezone": query_time_zones, "x-language-code": query_languages}  # keyword -> the values a query can mean (00a_places)
+KNOWN_VALUES = {"x-iana-timezone": query_time_zones, "x-language-code": query_languages, "x-date": query_dates, "x-time": query_times}  # keyword -> the values a query can mean (00a_places)
 
 def _known_fits(v: str, schema: dict, query: str, done: bool) -> bool:
     "Whether `v` is (`done`) or starts one of the values `query` can mean, for a property marked with a `KNOWN_VALUES` keyword (any value when the query names none)."

@@ -4,21 +4,21 @@
 
 # %% ../nbs/07_router.ipynb #7e4a265a
 from __future__ import annotations
-import sys, json, time, argparse, inspect, functools
+import os, sys, re, json, time, argparse, inspect, functools
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 import yaml, torch, numpy as np
 from .models import quiet_loading, load_base, resolve_model, ModelError, EMBEDDED, HUB_MODELS
 from .catalog import Catalog, ToolCall, load_catalog
-from .chat import prompt_ids, parse_answer, answer_text, answer_ids, answer_check, answer_vocabulary, ANSWERS_FILE
+from .chat import prompt_ids, parse_answer, answer_text, answer_ids, answer_check, answer_vocabulary, ANSWERS_FILE, KNOWN_VALUES
 from .places import gazetteer, language_index
 from .merge import merged_model, load_adapted
 
 # %% auto #0
 __all__ = ['DTYPES', 'INT4_GROUP', 'INT8_MAX_ROWS', 'INT4_MAX_ROWS', 'RouteResult', 'load_router_model', 'WeightInt8Linear',
            'int4_pack', 'WeightInt4Linear', 'set_precision', 'KVBuffer', 'LeanLlama', 'Router', 'answer_table',
-           'crop_cache', 'route_lines', 'route_cli', 'benchmark']
+           'query_numbers', 'numeric_arguments', 'crop_cache', 'route_lines', 'route_cli', 'benchmark']
 
 # %% ../nbs/07_router.ipynb #8fef19b1
 @dataclass
@@ -250,6 +250,7 @@ class Router:
         self.net = LeanLlama(model) if lean and LeanLlama.supports(model) else model  # what runs the forward passes
         self.zero_shot, self.max_query_tokens, self.draft_tokens, self.copy_values = zero_shot, max_query_tokens, draft_tokens, True
         self.close_values = True  # draft the end of the call after a value that ends the query
+        self.structured_drafts = True  # draft numbers, known values (dates) and tool names (`_structured_draft`)
         self.constrain = not zero_shot if constrain is None else constrain  # zero-shot: the base model as prompted, unconstrained
         self.known = self.constrain if known is None else known
         if self.known and self.constrain: gazetteer(), language_index()  # loaded once (about a second), not in the first query's time
@@ -265,6 +266,8 @@ class Router:
                                               self.catalog), add_special_tokens=False)["input_ids"]
                          for t in self.catalog for keys in (t.required, list(t.properties))]  # required arguments, then all of them
         self.answer_drafts = answer_table([answer_ids(a, tokenizer) for a in answers or []])
+        self.newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+        self.numeric = numeric_arguments(answers or [], self.catalog)  # arguments whose values start with a number
         self.vocabulary = answer_vocabulary(answers, self.catalog) if vocabulary and answers else {}  # (tool, argument) -> words
     def _prompt(self, query: str) -> list: return prompt_ids(query, self.tok, self.catalog, describe_tools=self.zero_shot)
 
@@ -343,8 +346,58 @@ def answer_table(answers: list, # token id lists of answers (each ending with en
             for n in range(1, min(n_max, i) + 1): follow[tuple(ts[i - n:i])][tuple(ts[i:i + k])] += 1
     return {run: list(c.most_common(1)[0][0]) for run, c in follow.items()}
 
+_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+_OPEN_VALUE = re.compile(r'^([\w.\-]+) \{.*"(\w+)":"?([^"]*)$')  # an answer line inside a value: tool, argument, value so far
+
+def query_numbers(text: str) -> list:
+    "The numbers written in digits in `text`, in order, without thousands commas ('7,242' -> '7242')."
+    return [m.group().replace(",", "") for m in _NUMBER.finditer(text)]
+
+def numeric_arguments(answers: list, catalog: Catalog = None) -> set:
+    "(tool, argument) pairs whose values in `answers` (answer texts) mostly start with a digit or a minus sign."
+    seen, numeric = Counter(), Counter()
+    for a in answers:
+        for c in parse_answer(a, catalog).calls:
+            for k, v in c.arguments.items(): seen[c.name, k] += 1; numeric[c.name, k] += str(v)[:1].isdigit() or str(v)[:1] == "-"
+    return {k for k, n in seen.items() if numeric[k] > n / 2}
+
+def _common_start(seqs: list) -> list:
+    out = []
+    for col in zip(*seqs):
+        if len(set(col)) > 1: break
+        out.append(col[0])
+    return out
+
+def _structured_draft(self: Router, out: list, text: str) -> list:
+    "A draft from what the answer must be: the rest of a known value (a date of the query), of a number of the query, or of a tool's name."
+    line = self._answer_line(out)
+    if m := _OPEN_VALUE.match(line):
+        tool, arg, v = m.groups()
+        schema = self.catalog[tool].properties.get(arg, {}) if tool in self.catalog else {}
+        for key, lookup in KNOWN_VALUES.items():  # a date, zone or language the query names: their common start
+            if schema.get(key) and line.endswith(f'"{v}') and (fits := [x for x in lookup(text) if x.startswith(v)]):
+                rest = os.path.commonprefix(fits)[len(v):]
+                return self.tok(rest, add_special_tokens=False)["input_ids"] if rest else []
+        nums = query_numbers(text)
+        if d := re.search(r"\d+(?:\.\d*)?$", line):  # inside a number: the rest of a query number that starts so
+            before = re.findall(r"\d+(?:\.\d+)?", line[:d.start()])
+            fits = [n for n in nums if n.startswith(d.group()) and len(n) > len(d.group())]
+            n = next((n for n in fits if n not in before), fits[0] if fits else None)
+            return self.tok(n[len(d.group()):], add_special_tokens=False)["input_ids"] if n else []
+        if (tool, arg) in self.numeric and (not v or v[-1] in "-+*/%(^ :"):  # a number may start: the query's next unused one
+            left = list(nums)
+            for n in re.findall(r"\d+(?:\.\d+)?", line):
+                if n in left: left.remove(n)
+            return self.tok(left[0], add_special_tokens=False)["input_ids"] if left else []
+        return []
+    if "{" in line: return []
+    nl = [i for i in range(len(out)) if out[i:i + len(self.newline)] == self.newline]
+    name = out[nl[-1] + len(self.newline):] if nl else out  # the tokens of the tool name written so far
+    return _common_start([s[len(name):] for s in self.snippets if s[:len(name)] == name]) if name else []
+
 def _draft(self: Router, out: list, sources: list, text: str = "") -> list:
-    "A guess of the next tokens: copied from the query inside a value, else what followed the last 3, 2 or 1 tokens in the query (`sources[0]`), the training answers or a catalog snippet."
+    "A guess of the next tokens: what the answer must be (`_structured_draft`), copied from the query inside a value, else what followed the last 3, 2 or 1 tokens in the query (`sources[0]`), the training answers or a catalog snippet."
+    if text and self.structured_drafts and (d := self._structured_draft(out, text)): return d[:self.draft_tokens]
     if text and self.copy_values and (d := self._value_draft(out, text)): return d
     query, snippets = sources[0], sources[1:]
     inside = self._answer_line(out).count('"') % 2 == 1
@@ -357,7 +410,7 @@ def _draft(self: Router, out: list, sources: list, text: str = "") -> list:
             if d: return d[:self.draft_tokens]
     return []
 
-Router._answer_line, Router._value_draft, Router._draft = _answer_line, _value_draft, _draft
+Router._answer_line, Router._value_draft, Router._structured_draft, Router._draft = _answer_line, _value_draft, _structured_draft, _draft
 
 # %% ../nbs/07_router.ipynb #2f391e14
 def crop_cache(cache, length: int):
