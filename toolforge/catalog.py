@@ -208,6 +208,7 @@ _zone = {"x-iana-timezone": True}  # the value names an IANA time zone (an exten
 _language = {"x-language-code": True}  # the value is an ISO 639-1 code (an extension: see `Tool`)
 _date = {"x-date": True}  # the value is a calendar date (an extension: see `Tool`)
 _clock = {"x-time": True}  # the value is a time of day (an extension: see `Tool`)
+_other_language = {"x-not-language-of": "text"}  # a note for constrained decoding: not the language the text is in (03a_chat)
 _obj = lambda props, req: {"type": "object", "properties": props, "required": req, "additionalProperties": False}
 
 DEFAULT_TOOLS = [
@@ -238,7 +239,7 @@ DEFAULT_TOOLS = [
   "parameters": _obj({"word": _str("One word, lower case", pattern=r"^[a-z][a-z'\-]*$", **_from_query)}, ["word"])},
  {"name": "translate", "description": "Translate text into another language. to_lang is an ISO 639-1 code (de, ja, es).",
   "parameters": _obj({"text": _str("The text to translate, exactly as given", minLength=1, **_from_query),
-                      "to_lang": _str("ISO 639-1 code of the target language", pattern=r"^[a-z]{2}$", **_language)}, ["text", "to_lang"])},
+                      "to_lang": _str("ISO 639-1 code of the target language", pattern=r"^[a-z]{2}$", **_language, **_other_language)}, ["text", "to_lang"])},
  {"name": "unit_converter", "description": "Convert a quantity between units. Units as short symbols: " + ", ".join(UNITS) + " (c, f, k are temperatures).",
   "parameters": _obj({"value": {"type": "number", "description": "The quantity to convert"},
                       "from": {"type": "string", "enum": UNITS, "description": "Unit symbol to convert from"},

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from bisect import bisect_left
 from .catalog import Catalog, ToolCall, default_catalog, SchemaValidator, TIME_ZONES, LANGUAGE_CODES
-from .places import query_time_zones, query_languages, query_dates, query_times
+from .places import query_time_zones, query_languages, query_dates, query_times, reads_english
 
 # %% auto #0
 __all__ = ['NONE_ANSWER', 'ANSWERS_FILE', 'PROMPT_LAYOUT', 'KNOWN_VALUES', 'answer_text', 'write_answers', 'describe_catalog',
@@ -219,32 +219,35 @@ def _word_edges(q: str) -> tuple:
     cut = lambda i: i == 0 or i == len(q) or not (q[i - 1].isalnum() and q[i].isalnum())
     return [i for i in range(len(q)) if cut(i)], [j for j in range(1, len(q) + 1) if cut(j)]
 
-def _from_query_fits(v: str, schema: dict, query: str, done: bool) -> bool:
-    "Whether `v` is (`done`) or can grow into a piece of `query`, case aside, cut at word edges, that fits `schema`."
+def _from_query_fits(v: str, schema: dict, query: str, done: bool, foreign: bool = False) -> bool:
+    "Whether `v` is (`done`) or can grow into a piece of `query`, case aside, cut at word edges, that fits `schema` (and, when `foreign`, does not read as English)."
     if not _plain_fits(v, schema, done): return False
     q, n = query.lower(), len(v)
     starts, ends = _word_edges(query)
+    fits = lambda w: _plain_fits(w, schema, True) and not (foreign and reads_english(w))
     for i in (i for i in starts if q.startswith(v.lower(), i)):
         if done:
-            if i + n in ends: return True
-        elif any(_plain_fits(w, schema, True) for j in ends if j > i and j >= i + n
+            if i + n in ends and not (foreign and reads_english(v)): return True
+        elif any(fits(w) for j in ends if j > i and j >= i + n
                  for w in (v + query[i + n:j], (v + query[i + n:j]).lower())): return True
     return False
 
 @functools.lru_cache(maxsize=4096)
-def _startable(schema_json: str, query: str) -> bool:
-    "Whether a value of this (JSON-encoded) schema can be written at all for `query`: an `x-from-query` string needs a fitting piece."
+def _startable(schema_json: str, query: str, known: bool = False) -> bool:
+    "Whether a value of this (JSON-encoded) schema can be written at all for `query`: an `x-from-query` string needs a fitting piece; with `known`, an `x-not-language-of` code needs a language other than English when all of the query reads as English."
     schema = json.loads(schema_json)
+    if known and schema.get("x-not-language-of") and reads_english(query) and not query_languages(query) - {"en"}: return False
     return not schema.get("x-from-query") or _from_query_fits("", schema, query, False)
 
-def _can_write(schema: dict, query: str) -> bool: return _startable(json.dumps(schema, sort_keys=True), query)
+def _can_write(schema: dict, query: str, known: bool = False) -> bool: return _startable(json.dumps(schema, sort_keys=True), query, known)
 
 KNOWN_VALUES = {"x-iana-timezone": query_time_zones, "x-language-code": query_languages, "x-date": query_dates, "x-time": query_times}  # keyword -> the values a query can mean (00a_places)
 
-def _known_fits(v: str, schema: dict, query: str, done: bool) -> bool:
-    "Whether `v` is (`done`) or starts one of the values `query` can mean, for a property marked with a `KNOWN_VALUES` keyword (any value when the query names none)."
+def _known_fits(v: str, schema: dict, query: str, done: bool, exclude: frozenset = frozenset()) -> bool:
+    "Whether `v` is (`done`) or starts one of the values `query` can mean, but not one of `exclude`, for a property marked with a `KNOWN_VALUES` keyword (any value when the query names none)."
+    if done and v in exclude: return False
     for key, lookup in KNOWN_VALUES.items():
-        if schema.get(key) and (values := lookup(query)): return v in values if done else _starts_one(v, values)
+        if schema.get(key) and (values := lookup(query)): return v in values if done else _starts_one(v, values - exclude)
     return True
 
 _WORD_RUN = re.compile(r"[^\W_]+")
@@ -264,15 +267,19 @@ def _words_fit(v: str, allowed: frozenset, query: str, done: bool) -> bool:
     if not all(whole(w) for w in (ws[:-1] if growing else ws)): return False
     return not growing or _starts_one(ws[-1], q) or _starts_one(ws[-1], allowed)
 
-def _string_fits(v: str, schema: dict, query: str, done: bool, known: bool = False) -> bool:
-    "Whether string value `v` (finished when `done`) fits `schema` or can still be extended to fit it; `known`: and is a value the query can mean."
-    if known and not _known_fits(v, schema, query, done): return False
-    return _from_query_fits(v, schema, query, done) if schema.get("x-from-query") else _plain_fits(v, schema, done)
+def _string_fits(v: str, schema: dict, query: str, done: bool, known: bool = False, exclude: frozenset = frozenset(), foreign: bool = False) -> bool:
+    "Whether string value `v` (finished when `done`) fits `schema` or can still be extended to fit it; `known`: and is a value the query can mean, not one of `exclude`; `foreign`: and does not read as English."
+    if known and not _known_fits(v, schema, query, done, exclude): return False
+    return _from_query_fits(v, schema, query, done, foreign) if schema.get("x-from-query") else _plain_fits(v, schema, done)
+
+def _needs_foreign(key: str, props: dict, query: str) -> bool:
+    "Whether argument `key` must not read as English: a language code must differ from its language (`x-not-language-of`), and the query names no language but English."
+    return any(p.get("x-not-language-of") == key for p in props.values()) and not query_languages(query) - {"en"}
 
 class _Reader:
     "Recursive descent over compact JSON: raises `_More` at the end of the text, `_Bad` at the first impossible character."
     def __init__(self, s: str, query: str, known: bool = False, words: dict = None):
-        self.s, self.q, self.known, self.words, self.field = s, query, known, words or {}, None
+        self.s, self.q, self.known, self.words, self.field, self.siblings, self.foreign = s, query, known, words or {}, None, {}, False
     def at(self, i: int) -> str:
         if i >= len(self.s): raise _More
         return self.s[i]
@@ -312,12 +319,14 @@ class _Reader:
                 if self.field in self.words: raise _Bad  # no escapes in free text written from a vocabulary
                 if j + 1 == len(self.s):  # an escape still being written: fine if one of them fits
                     v = "".join(chars)
-                    if any(_string_fits(v + e, schema, self.q, False, self.known) for e in _ESCAPES.values()): raise _More
+                    if any(_string_fits(v + e, schema, self.q, False, self.known, foreign=self.foreign) for e in _ESCAPES.values()): raise _More
                     raise _Bad
                 if self.s[j + 1] not in _ESCAPES: raise _Bad
                 chars.append(_ESCAPES[self.s[j + 1]]); j += 2
             else: chars.append(ch); j += 1
-        if not _string_fits("".join(chars), schema, self.q, end is not None, self.known): raise _Bad
+        other = self.siblings.get(schema.get("x-not-language-of"), "") if self.known else ""  # the text a language code is for
+        exclude = frozenset({"en"}) if other and reads_english(other) else frozenset()
+        if not _string_fits("".join(chars), schema, self.q, end is not None, self.known, exclude, self.foreign): raise _Bad
         allowed = self.words.get(self.field)
         if allowed is not None and not _words_fit("".join(chars), allowed, self.q, end is not None): raise _Bad
         if end is None: raise _More
@@ -333,7 +342,7 @@ class _Reader:
         return j
 
     def obj(self, i: int, schema: dict, tool=None) -> int:
-        start, props, seen = i, schema.get("properties", {}), set()
+        start, props, seen, self.siblings = i, schema.get("properties", {}), set(), {}
         closed = schema.get("additionalProperties") is False
         i = self.expect(i, "{")
         if self.at(i) != "}":
@@ -341,12 +350,15 @@ class _Reader:
                 if self.at(i) != '"': raise _Bad
                 j = self.s.find('"', i + 1)
                 key = self.s[i + 1:] if j < 0 else self.s[i + 1:j]
-                fits = [k for k in props if k not in seen and (k == key if j >= 0 else k.startswith(key)) and _can_write(props[k], self.q)]
+                fits = [k for k in props if k not in seen and (k == key if j >= 0 else k.startswith(key)) and _can_write(props[k], self.q, self.known)]
                 if key in seen or (closed and not fits): raise _Bad
                 if j < 0: raise _More
                 seen.add(key)
                 self.field = (tool.name, key) if tool is not None else None
-                i = self.value(self.expect(j + 1, ":"), props.get(key, {}))
+                self.foreign = self.known and _needs_foreign(key, props, self.q)  # the text of a translation into English
+                v0 = self.expect(j + 1, ":")
+                i = self.value(v0, props.get(key, {}))
+                if self.s[v0] == '"': self.siblings[key] = json.loads(self.s[v0:i])  # what a later argument may depend on
                 if self.at(i) == "}": break
                 i = self.expect(i, ",")
         self.check(start, i + 1, schema, tool)
@@ -382,7 +394,7 @@ def answer_check(text: str, # the answer written so far
             j = i
             while j < len(s) and s[j] not in " \n{": j += 1
             name = s[i:j]  # a tool whose required arguments cannot be written for this query is not a choice
-            if not any(t.name.startswith(name) and all(_can_write(t.properties.get(k, {}), query) for k in t.required) for t in catalog): raise _Bad
+            if not any(t.name.startswith(name) and all(_can_write(t.properties.get(k, {}), query, known) for k in t.required) for t in catalog): raise _Bad
             if j == len(s): raise _More
             if name not in catalog: raise _Bad
             i = r.obj(r.expect(j, " "), catalog[name].parameters, tool=catalog[name])

