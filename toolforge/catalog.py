@@ -209,6 +209,7 @@ _language = {"x-language-code": True}  # the value is an ISO 639-1 code (an exte
 _date = {"x-date": True}  # the value is a calendar date (an extension: see `Tool`)
 _clock = {"x-time": True}  # the value is a time of day (an extension: see `Tool`)
 _other_language = {"x-not-language-of": "text"}  # a note for constrained decoding: not the language the text is in (03a_chat)
+_query_number = {"x-query-number": True}  # a note for constrained decoding: a number the query writes, or its negation (03a_chat)
 _obj = lambda props, req: {"type": "object", "properties": props, "required": req, "additionalProperties": False}
 
 DEFAULT_TOOLS = [
@@ -228,7 +229,7 @@ DEFAULT_TOOLS = [
       "to_timezone": _str("IANA timezone to convert to", pattern=r"^[A-Za-z_]+(/[A-Za-z_\-+0-9]+)*$", **_zone),
       "date": _str("ISO 8601 date YYYY-MM-DD", pattern=r"^\d{4}-\d{2}-\d{2}$", **_date),
       "end_date": _str("ISO 8601 date YYYY-MM-DD", pattern=r"^\d{4}-\d{2}-\d{2}$", **_date),
-      "amount": {"type": "integer", "description": "How many units to add (negative to subtract)"},
+      "amount": {"type": "integer", "description": "How many units to add (negative to subtract)", **_query_number},
       "unit": {"type": "string", "enum": ["minutes", "hours", "days", "weeks", "months", "years"]}}, ["action"]),
     "allOf": [
       {"if": {"properties": {"action": {"const": "convert"}}}, "then": {"required": ["time", "from_timezone", "to_timezone"]}},
@@ -241,7 +242,7 @@ DEFAULT_TOOLS = [
   "parameters": _obj({"text": _str("The text to translate, exactly as given", minLength=1, **_from_query),
                       "to_lang": _str("ISO 639-1 code of the target language", pattern=r"^[a-z]{2}$", **_language, **_other_language)}, ["text", "to_lang"])},
  {"name": "unit_converter", "description": "Convert a quantity between units. Units as short symbols: " + ", ".join(UNITS) + " (c, f, k are temperatures).",
-  "parameters": _obj({"value": {"type": "number", "description": "The quantity to convert"},
+  "parameters": _obj({"value": {"type": "number", "description": "The quantity to convert", **_query_number},
                       "from": {"type": "string", "enum": UNITS, "description": "Unit symbol to convert from"},
                       "to": {"type": "string", "enum": UNITS, "description": "Unit symbol to convert to"}}, ["value", "from", "to"])},
  {"name": "web_reader", "description": "Fetch and read a web page. The url is exactly the URL in the query.",

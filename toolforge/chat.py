@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from bisect import bisect_left
 from .catalog import Catalog, ToolCall, default_catalog, SchemaValidator, TIME_ZONES, LANGUAGE_CODES
-from .places import query_time_zones, query_languages, query_dates, query_times, reads_english
+from .places import query_time_zones, query_languages, query_dates, query_times, reads_english, query_number_values
 
 # %% auto #0
 __all__ = ['NONE_ANSWER', 'ANSWERS_FILE', 'PROMPT_LAYOUT', 'KNOWN_VALUES', 'answer_text', 'write_answers', 'describe_catalog',
@@ -179,7 +179,7 @@ class _Bad(Exception): "The text cannot be continued into a valid answer."
 _NUMBER = {"integer": r"-?(0|[1-9][0-9]*)", "number": r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"}
 _NUM_CHARS = set("-+.eE0123456789")
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-_NOTES = ("description", "title", "examples", "x-from-query")  # schema keys that constrain nothing
+_NOTES = ("description", "title", "examples", "x-from-query", "x-not-language-of", "x-query-number")  # schema keys the validator does not check
 
 @dataclass
 class AnswerCheck:
@@ -272,6 +272,15 @@ def _string_fits(v: str, schema: dict, query: str, done: bool, known: bool = Fal
     if known and not _known_fits(v, schema, query, done, exclude): return False
     return _from_query_fits(v, schema, query, done, foreign) if schema.get("x-from-query") else _plain_fits(v, schema, done)
 
+def _number_forms(v: float) -> tuple: return (str(int(v)),) if v == int(v) else (repr(v),)
+
+def _query_number_fits(text: str, query: str, done: bool) -> bool:
+    "Whether number `text` is (`done`) or starts one that `query` writes, or its negation (any number when it writes none)."
+    values = query_number_values(query)
+    if not values: return True
+    if done: return float(text) in values or -float(text) in values
+    return any(f.startswith(text) for v in values for f in _number_forms(v) + _number_forms(-v))
+
 def _needs_foreign(key: str, props: dict, query: str) -> bool:
     "Whether argument `key` must not read as English: a language code must differ from its language (`x-not-language-of`), and the query names no language but English."
     return any(p.get("x-not-language-of") == key for p in props.values()) and not query_languages(query) - {"en"}
@@ -337,6 +346,7 @@ class _Reader:
         while j < len(self.s) and self.s[j] in _NUM_CHARS: j += 1
         done = j < len(self.s)
         if regex.fullmatch(_NUMBER[kind], self.s[i:j], partial=not done) is None: raise _Bad
+        if self.known and schema.get("x-query-number") and not _query_number_fits(self.s[i:j], self.q, done): raise _Bad
         if not done: raise _More
         self.check(i, j, schema)
         return j
