@@ -248,8 +248,9 @@ class Router:
                  vocabulary: bool = True):  # free-text values only in the query's words and those of the training `answers` (03a_chat)
         self.model, self.tok, self.catalog = model.eval(), tokenizer, catalog or load_catalog()
         self.net = LeanLlama(model) if lean and LeanLlama.supports(model) else model  # what runs the forward passes
-        self.zero_shot, self.max_query_tokens, self.draft_tokens, self.copy_values = zero_shot, max_query_tokens, draft_tokens, True
-        self.close_values = True  # draft the end of the call after a value that ends the query
+        self.zero_shot, self.max_query_tokens, self.draft_tokens = zero_shot, max_query_tokens, draft_tokens
+        self.copy_values = False  # draft a value's rest from the query's characters (`_value_draft`): off, the structured and token drafts take fewer passes
+        self.close_values = True  # with copy_values: draft the end of the call after a value that ends the query
         self.structured_drafts = True  # draft numbers, known values (dates) and tool names (`_structured_draft`)
         self.constrain = not zero_shot if constrain is None else constrain  # zero-shot: the base model as prompted, unconstrained
         self.known = self.constrain if known is None else known
