@@ -83,9 +83,10 @@ def _calendar_date(validator, wanted, instance, schema):
 
 def _clock_time(validator, wanted, instance, schema):
     "The `x-time` keyword (an extension): a string that is a time of day, HH:MM on the 24-hour clock."
-    if wanted and isinstance(instance, str) and not (len(instance) == 5 and instance[2] == ":" and instance[:2].isdigit() and instance[3:].isdigit()
-                                                     and int(instance[:2]) < 24 and int(instance[3:]) < 60):
-        yield ValidationError(f"{instance!r} is not a time of day (HH:MM, 24-hour clock)")
+    if not (wanted and isinstance(instance, str)): return
+    try: ok = len(instance) == 5 and datetime.time.fromisoformat(instance).strftime("%H:%M") == instance
+    except ValueError: ok = False
+    if not ok: yield ValidationError(f"{instance!r} is not a time of day (HH:MM, 24-hour clock)")
 
 SchemaValidator = validators.extend(Draft202012Validator, {"x-iana-timezone": _iana_timezone, "x-language-code": _language_code,
                                                            "x-date": _calendar_date, "x-time": _clock_time})  # JSON Schema 2020-12 and the extensions

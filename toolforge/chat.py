@@ -232,11 +232,13 @@ def _from_query_fits(v: str, schema: dict, query: str, done: bool, foreign: bool
                  for w in (v + query[i + n:j], (v + query[i + n:j]).lower())): return True
     return False
 
+def _only_english_named(query: str) -> bool: return not query_languages(query) - {"en"}
+
 @functools.lru_cache(maxsize=4096)
 def _startable(schema_json: str, query: str, known: bool = False) -> bool:
     "Whether a value of this (JSON-encoded) schema can be written at all for `query`: an `x-from-query` string needs a fitting piece; with `known`, an `x-not-language-of` code needs a language other than English when all of the query reads as English."
     schema = json.loads(schema_json)
-    if known and schema.get("x-not-language-of") and reads_english(query) and not query_languages(query) - {"en"}: return False
+    if known and schema.get("x-not-language-of") and reads_english(query) and _only_english_named(query): return False
     return not schema.get("x-from-query") or _from_query_fits("", schema, query, False)
 
 def _can_write(schema: dict, query: str, known: bool = False) -> bool: return _startable(json.dumps(schema, sort_keys=True), query, known)
@@ -283,7 +285,7 @@ def _query_number_fits(text: str, query: str, done: bool) -> bool:
 
 def _needs_foreign(key: str, props: dict, query: str) -> bool:
     "Whether argument `key` must not read as English: a language code must differ from its language (`x-not-language-of`), and the query names no language but English."
-    return any(p.get("x-not-language-of") == key for p in props.values()) and not query_languages(query) - {"en"}
+    return any(p.get("x-not-language-of") == key for p in props.values()) and _only_english_named(query)
 
 class _Reader:
     "Recursive descent over compact JSON: raises `_More` at the end of the text, `_Bad` at the first impossible character."

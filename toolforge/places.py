@@ -8,10 +8,10 @@ import re, functools, collections, calendar, datetime, zoneinfo, unicodedata, im
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['COUNTRY_NAMES', 'ALTERNATE_NAMES_FROM', 'AREA', 'ZONE_ABBREVIATIONS', 'NOT_PLACES', 'LANGUAGE_NAMES', 'MONTH_WORDS',
-           'FIXED_HOLIDAYS', 'NAMED_TIMES', 'NUMBER_WORDS', 'SCALE_WORDS', 'fold_text', 'same_clock', 'country_zones',
+__all__ = ['COUNTRY_NAMES', 'ALTERNATE_NAMES_FROM', 'AREA', 'ZONE_ABBREVIATIONS', 'NOT_PLACES', 'LANGUAGE_NAMES', 'NUMBER_WORDS',
+           'MONTH_WORDS', 'FIXED_HOLIDAYS', 'NAMED_TIMES', 'SCALE_WORDS', 'fold_text', 'same_clock', 'country_zones',
            'clock_mates', 'gazetteer', 'query_time_zones', 'language_index', 'query_languages', 'day_words',
-           'query_dates', 'query_times', 'query_number_values', 'english_words', 'reads_english']
+           'query_dates', 'query_times', 'query_numbers', 'query_number_values', 'english_words', 'reads_english']
 
 # %% ../nbs/00a_places.ipynb #e48e9b84
 def fold_text(s: str) -> str:
@@ -135,8 +135,9 @@ def query_languages(query: str) -> frozenset:
     return frozenset(found)
 
 # %% ../nbs/00a_places.ipynb #105e8ea6
-_UNITS = "one two three four five six seven eight nine".split()
-_TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+NUMBER_WORDS = {**{w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+                                               "fifteen sixteen seventeen eighteen nineteen".split())},
+                **{w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}}
 _IRREGULAR = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
 
 def _ordinal(w: str) -> str: return _IRREGULAR.get(w) or (w[:-1] + "ieth" if w.endswith("y") else w + "th")
@@ -145,11 +146,12 @@ def _ordinal(w: str) -> str: return _IRREGULAR.get(w) or (w[:-1] + "ieth" if w.e
 def day_words() -> dict:
     "A day of the month in words ('seventeen', 'seventeenth', 'thirty-first', 'twenty one') -> its number."
     out = {}
-    for n, w in enumerate(_UNITS + _TEENS, 1): out[w] = out[_ordinal(w)] = n
-    for tens, t in ((20, "twenty"), (30, "thirty")):
-        out[t] = out[_ordinal(t)] = tens
-        for u, w in enumerate(_UNITS[:9 if tens == 20 else 1], 1):
-            for sep in ("-", " ", ""): out[t + sep + w] = out[t + sep + _ordinal(w)] = tens + u
+    for w, n in NUMBER_WORDS.items():
+        if 1 <= n <= 31: out[w] = out[_ordinal(w)] = n
+    for t in ("twenty", "thirty"):
+        for w, u in NUMBER_WORDS.items():
+            if 1 <= u <= 9 and NUMBER_WORDS[t] + u <= 31:
+                for sep in ("-", " ", ""): out[t + sep + w] = out[t + sep + _ordinal(w)] = NUMBER_WORDS[t] + u
     return out
 
 MONTH_WORDS = {**{m.lower(): i for i, m in enumerate(calendar.month_name) if m},
@@ -205,11 +207,12 @@ def query_times(query: str) -> frozenset:
     return frozenset(found | {t for w, t in NAMED_TIMES.items() if re.search(rf"\b{w}\b", q, re.I)})
 
 # %% ../nbs/00a_places.ipynb #9335d75f
-NUMBER_WORDS = {**{w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-                                               "fifteen sixteen seventeen eighteen nineteen".split())},
-                **{w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}}
 SCALE_WORDS = {"hundred": 100, "thousand": 1000, "million": 10**6}
 _DIGITS = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])-?\d+(?:\.\d+)?|(?<=[^\W\d])\d+(?:\.\d+)?")  # 7,242 -16 0.5 and the 9 of x9
+
+def query_numbers(text: str) -> list:
+    "The numbers written in digits in `text`, in order, as written but without thousands commas ('7,242' -> '7242', '-16')."
+    return [m.group().replace(",", "") for m in _DIGITS.finditer(text)]
 
 def _worded(words: list) -> int:
     "The value of number words ('sixty', 'two') ('one', 'hundred', 'and', 'five')."
@@ -224,7 +227,7 @@ def _worded(words: list) -> int:
 def query_number_values(query: str) -> frozenset:
     "The numbers (floats) that `query` writes in digits or in words; empty when it writes none."
     q, found, run = query.lower(), set(), []
-    found |= {float(m.group().replace(",", "")) for m in _DIGITS.finditer(q)}
+    found |= {float(n) for n in query_numbers(q)}
     for t in re.findall(r"[a-z]+|-", q) + ["."]:
         if t in NUMBER_WORDS or t in SCALE_WORDS or (t in ("and", "-") and run): run.append(t); continue
         if words := [w for w in run if w not in ("and", "-")]: found.add(float(_worded(words)))

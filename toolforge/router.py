@@ -12,13 +12,13 @@ import yaml, torch, numpy as np
 from .models import quiet_loading, load_base, resolve_model, ModelError, EMBEDDED, HUB_MODELS
 from .catalog import Catalog, ToolCall, load_catalog
 from .chat import prompt_ids, parse_answer, answer_text, answer_ids, answer_check, answer_vocabulary, ANSWERS_FILE, KNOWN_VALUES
-from .places import gazetteer, language_index
+from .places import gazetteer, language_index, query_numbers
 from .merge import merged_model, load_adapted
 
 # %% auto #0
 __all__ = ['DTYPES', 'INT4_GROUP', 'INT8_MAX_ROWS', 'INT4_MAX_ROWS', 'RouteResult', 'load_router_model', 'WeightInt8Linear',
            'int4_pack', 'WeightInt4Linear', 'set_precision', 'KVBuffer', 'LeanLlama', 'Router', 'answer_table',
-           'query_numbers', 'numeric_arguments', 'crop_cache', 'route_lines', 'route_cli', 'benchmark']
+           'numeric_arguments', 'crop_cache', 'route_lines', 'route_cli', 'benchmark']
 
 # %% ../nbs/07_router.ipynb #8fef19b1
 @dataclass
@@ -347,12 +347,7 @@ def answer_table(answers: list, # token id lists of answers (each ending with en
             for n in range(1, min(n_max, i) + 1): follow[tuple(ts[i - n:i])][tuple(ts[i:i + k])] += 1
     return {run: list(c.most_common(1)[0][0]) for run, c in follow.items()}
 
-_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
 _OPEN_VALUE = re.compile(r'^([\w.\-]+) \{.*"(\w+)":"?([^"]*)$')  # an answer line inside a value: tool, argument, value so far
-
-def query_numbers(text: str) -> list:
-    "The numbers written in digits in `text`, in order, without thousands commas ('7,242' -> '7242')."
-    return [m.group().replace(",", "") for m in _NUMBER.finditer(text)]
 
 def numeric_arguments(answers: list, catalog: Catalog = None) -> set:
     "(tool, argument) pairs whose values in `answers` (answer texts) mostly start with a digit or a minus sign."
@@ -361,13 +356,6 @@ def numeric_arguments(answers: list, catalog: Catalog = None) -> set:
         for c in parse_answer(a, catalog).calls:
             for k, v in c.arguments.items(): seen[c.name, k] += 1; numeric[c.name, k] += str(v)[:1].isdigit() or str(v)[:1] == "-"
     return {k for k, n in seen.items() if numeric[k] > n / 2}
-
-def _common_start(seqs: list) -> list:
-    out = []
-    for col in zip(*seqs):
-        if len(set(col)) > 1: break
-        out.append(col[0])
-    return out
 
 def _structured_draft(self: Router, out: list, text: str) -> list:
     "A draft from what the answer must be: the rest of a known value (a date of the query), of a number of the query, or of a tool's name."
@@ -379,7 +367,7 @@ def _structured_draft(self: Router, out: list, text: str) -> list:
             if schema.get(key) and line.endswith(f'"{v}') and (fits := [x for x in lookup(text) if x.startswith(v)]):
                 rest = os.path.commonprefix(fits)[len(v):]
                 return self.tok(rest, add_special_tokens=False)["input_ids"] if rest else []
-        nums = query_numbers(text)
+        nums = [n.lstrip("-") for n in query_numbers(text)]  # the model writes a sign as its own token
         if d := re.search(r"\d+(?:\.\d*)?$", line):  # inside a number: the rest of a query number that starts so
             before = re.findall(r"\d+(?:\.\d+)?", line[:d.start()])
             fits = [n for n in nums if n.startswith(d.group()) and len(n) > len(d.group())]
@@ -394,7 +382,7 @@ def _structured_draft(self: Router, out: list, text: str) -> list:
     if "{" in line: return []
     nl = [i for i in range(len(out)) if out[i:i + len(self.newline)] == self.newline]
     name = out[nl[-1] + len(self.newline):] if nl else out  # the tokens of the tool name written so far
-    return _common_start([s[len(name):] for s in self.snippets if s[:len(name)] == name]) if name else []
+    return os.path.commonprefix([s[len(name):] for s in self.snippets if s[:len(name)] == name]) if name else []
 
 def _draft(self: Router, out: list, sources: list, text: str = "") -> list:
     "A guess of the next tokens: what the answer must be (`_structured_draft`), copied from the query inside a value, else what followed the last 3, 2 or 1 tokens in the query (`sources[0]`), the training answers or a catalog snippet."
