@@ -13,9 +13,9 @@ from jsonschema.exceptions import SchemaError
 
 # %% auto #0
 __all__ = ['NO_TOOL', 'MULTI_TOOL', 'TIME_ZONES', 'LANGUAGE_CODES', 'SchemaValidator', 'UNITS', 'DATETIME_ACTIONS',
-           'DEFAULT_TOOLS', 'SOURCES', 'ToolCall', 'category_of', 'CatalogError', 'CallError', 'Tool', 'Catalog',
-           'default_catalog', 'load_catalog', 'catalog_table', 'catalog_cli', 'make_record', 'record_errors',
-           'read_jsonl', 'write_jsonl']
+           'CALC_FUNCTIONS', 'CALC_PATTERN', 'DEFAULT_TOOLS', 'SOURCES', 'ToolCall', 'category_of', 'CatalogError',
+           'CallError', 'Tool', 'Catalog', 'default_catalog', 'load_catalog', 'catalog_table', 'catalog_cli',
+           'make_record', 'record_errors', 'read_jsonl', 'write_jsonl']
 
 # %% ../nbs/00_catalog.ipynb #8cd7485d
 def _freeze(o):
@@ -213,11 +213,14 @@ _other_language = {"x-not-language-of": "text"}  # a note for constrained decodi
 _query_number = {"x-query-number": True}  # a note for constrained decoding: a number the query writes, or its negation (03a_chat)
 _obj = lambda props, req: {"type": "object", "properties": props, "required": req, "additionalProperties": False}
 
+CALC_FUNCTIONS = ("sqrt", "log10", "log2", "log", "exp", "sin", "cos", "tan", "floor", "ceil", "factorial", "abs", "round")
+CALC_PATTERN = r"^(?:[0-9+\-*/%().,\s]|(?:" + "|".join(CALC_FUNCTIONS) + r")\(|pi|e)+$"  # numbers, operators, these functions, pi and e: no other words
+
 DEFAULT_TOOLS = [
  {"name": "web_search", "description": "Search the web for anything current or time-sensitive: news, prices, scores, opening hours, reviews, local businesses, releases, schedules. Not for stable encyclopedic facts (use wikipedia).",
   "parameters": _obj({"query": _str("The search query, in the user's words, without filler.", minLength=1)}, ["query"])},
- {"name": "calculator", "description": "Evaluate an arithmetic expression. Write it Python-style: 0.17*2340, sqrt(7921), 2**20, (3+4)/2. Not for unit conversions (use unit_converter).",
-  "parameters": _obj({"expression": _str("A Python-style arithmetic expression", minLength=1, pattern=r"^[0-9a-z_+\-*/%().,\s]+$")}, ["expression"])},
+ {"name": "calculator", "description": "Evaluate an arithmetic expression. Write it Python-style, with the numbers as the user wrote them: 17/100*2340 (17% of 2340), sqrt(7921), 2**20, (3+4)/2. Not for unit conversions (use unit_converter).",
+  "parameters": _obj({"expression": _str("A Python-style arithmetic expression", minLength=1, pattern=CALC_PATTERN)}, ["expression"])},
  {"name": "weather", "description": "Current weather or forecast for a place. The location is the place as the user wrote it, properly capitalised (Cape Town, New York).",
   "parameters": _obj({"location": _str("City or place, properly capitalised", minLength=1, **_from_query)}, ["location"])},
  {"name": "wikipedia", "description": "Encyclopedic facts about people, places, history, science, works and concepts that do not change from day to day. The query is the article title.",

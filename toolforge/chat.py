@@ -219,13 +219,22 @@ def _word_edges(q: str) -> tuple:
     cut = lambda i: i == 0 or i == len(q) or not (q[i - 1].isalnum() and q[i].isalnum())
     return [i for i in range(len(q)) if cut(i)], [j for j in range(1, len(q) + 1) if cut(j)]
 
+_WORD_RUN = re.compile(r"[^\W_]+")
+
+def _cased_as_query(v: str, query: str, i: int) -> bool:
+    "Whether each word of `v`, copied from `query` at position `i`, is (the start of) the query's word as written, in lower case, upper case or capitalised."
+    for m in _WORD_RUN.finditer(v):
+        w = x.group() if (x := _WORD_RUN.match(query, i + m.start())) else m.group()  # (a character whose lower case is longer shifts the text)
+        if not any(f.startswith(m.group()) for f in (w, w.lower(), w.upper(), w[:1].upper() + w[1:].lower())): return False
+    return True
+
 def _from_query_fits(v: str, schema: dict, query: str, done: bool, foreign: bool = False) -> bool:
-    "Whether `v` is (`done`) or can grow into a piece of `query`, case aside, cut at word edges, that fits `schema` (and, when `foreign`, does not read as English)."
+    "Whether `v` is (`done`) or can grow into a piece of `query`, cut at word edges, that fits `schema` (and, when `foreign`, does not read as English); each word as the query writes it, or in lower, upper or capitalised case."
     if not _plain_fits(v, schema, done): return False
     q, n = query.lower(), len(v)
     starts, ends = _word_edges(query)
     fits = lambda w: _plain_fits(w, schema, True) and not (foreign and reads_english(w))
-    for i in (i for i in starts if q.startswith(v.lower(), i)):
+    for i in (i for i in starts if q.startswith(v.lower(), i) and _cased_as_query(v, query, i)):
         if done:
             if i + n in ends and not (foreign and reads_english(v)): return True
         elif any(fits(w) for j in ends if j > i and j >= i + n
@@ -251,8 +260,6 @@ def _known_fits(v: str, schema: dict, query: str, done: bool, exclude: frozenset
     for key, lookup in KNOWN_VALUES.items():
         if schema.get(key) and (values := lookup(query)): return v in values if done else _starts_one(v, values - exclude)
     return True
-
-_WORD_RUN = re.compile(r"[^\W_]+")
 
 def value_words(text: str) -> set:
     "The words of `text` in lower case (`casefold`): what the vocabulary of free-text values is made of."

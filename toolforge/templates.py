@@ -752,8 +752,8 @@ def show_templates(category: str,  # a key of `TEMPLATES`
 
 # %% ../nbs/01_templates.ipynb #ea72cc27
 def pct(p) -> str:
-    "A percentage as the fraction the expression uses: 17 -> '0.17', 12.5 -> '0.125'."
-    return format((Decimal(str(p)) / 100).normalize(), "f")
+    "A percentage as the expression writes it: its number, as the query writes it, over 100 (17 -> '17/100', 12.5 -> '12.5/100')."
+    return format(Decimal(str(p)).normalize(), "f") + "/100"
 
 def s_pct(r, key="pct", choices=None) -> dict:
     "A percentage written '17%', '17 %', '17 percent' or 'seventeen percent'."
