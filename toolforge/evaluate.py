@@ -4,11 +4,11 @@
 
 # %% ../nbs/08_eval.ipynb #c5556362
 from __future__ import annotations
-import sys, json, math, ast, time, re, argparse, operator, collections
+import sys, json, math, ast, builtins, time, re, argparse, operator, collections
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
-from .catalog import ToolCall, Catalog, load_catalog, category_of, NO_TOOL, MULTI_TOOL
+from .catalog import ToolCall, Catalog, load_catalog, category_of, NO_TOOL, MULTI_TOOL, CALC_FUNCTIONS
 from .chat import answer_text
 from .dataset import load_split
 
@@ -21,8 +21,7 @@ __all__ = ['UNIT_SYNONYMS', 'LANGUAGE_SYNONYMS', 'TABLE_COLUMNS', 'safe_value', 
 # %% ../nbs/08_eval.ipynb #ac337a79
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
         ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
-_FUNCS = {n: getattr(math, n) for n in ("sqrt", "log", "log10", "log2", "exp", "sin", "cos", "tan", "floor", "ceil", "factorial")}
-_FUNCS.update(abs=abs, round=round, pi=math.pi, e=math.e)
+_FUNCS = {n: getattr(math, n, None) or getattr(builtins, n) for n in CALC_FUNCTIONS} | {"pi": math.pi, "e": math.e}  # what the catalog's pattern lets an expression name
 
 def safe_value(expr: str):
     "The numeric value of an arithmetic expression, or None if it is not one (or too big)."
