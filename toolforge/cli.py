@@ -19,6 +19,7 @@ COMMANDS = {  # subcommand: (module, function, one-line help)
     "models":   ("toolforge.models",    "models_cli",   "list or materialise the base models"),
     "train":    ("toolforge.train",     "train_cli",    "QLoRA fine-tuning from a YAML config"),
     "merge":    ("toolforge.merge",     "merge_cli",    "merge a LoRA adapter into its base model"),
+    "quantize": ("toolforge.router",    "quantize_cli", "GPTQ int4 weights for a run's CPU router"),
     "route":    ("toolforge.router",    "route_cli",    "route queries to tool calls with a trained model"),
     "eval":     ("toolforge.evaluate",  "eval_cli",     "evaluate a router (and baselines) on a test file"),
     "ablation": ("toolforge.ablation",  "ablation_cli", "train and compare several configs"),

@@ -219,10 +219,12 @@ def evaluate_run(model: str, # run folder, merged model folder or model name
                  max_examples: int = None, # evaluate every system on a stratified sample of this size per test file
                  log=None, # a stream for one progress line per system and test file (e.g. sys.stderr)
                  zero_shot_tests: list = None, # stems of the test files the zero-shot model is asked (None: every file)
+                 dtype: str = None, # the router's weights (`Router.from_pretrained`; default: GPTQ int4 when the run has them, else int8 on a CPU)
                 ) -> list:
     "Evaluate the router in `model` (and the baselines) on each test file; a list of `EvalResult`."
     from toolforge.router import Router
-    router = Router.from_pretrained(model)
+    router = Router.from_pretrained(model, dtype=dtype)
+    if log: print(f"  router weights: {router.weights}", file=log, flush=True)
     systems = [(f"ToolForge ({Path(model).name})", router, None)]
     if baselines:
         from toolforge.baselines import baseline_routers
@@ -280,12 +282,13 @@ def eval_cli(argv: list = None) -> int:
     p.add_argument("--train", default="data/train.jsonl", help="training split, to fit the baselines")
     p.add_argument("--val", default="data/val.jsonl", help="validation split, to tune the embedding threshold")
     p.add_argument("--out", help="output folder (default: RUN/eval for a run folder, else eval/)")
+    p.add_argument("--dtype", help="the router's weights: int4, int8, bfloat16, float32 or nf4 (default: GPTQ int4 when the run has them, else int8 on a CPU)")
     a = p.parse_args(argv)
     from toolforge.models import ModelError
     from toolforge.dataset import DatasetError
     for t in a.test:
         if not Path(t).is_file(): print(f"error: test file {t} not found", file=sys.stderr); return 1
-    try: results = evaluate_run(a.model, a.test, a.baselines, a.zero_shot if a.baselines else 0, a.train, a.val, progress=sys.stderr.isatty(), log=sys.stderr)
+    try: results = evaluate_run(a.model, a.test, a.baselines, a.zero_shot if a.baselines else 0, a.train, a.val, progress=sys.stderr.isatty(), log=sys.stderr, dtype=a.dtype)
     except (ModelError, DatasetError, ValueError, OSError) as e: print(f"error: {e}", file=sys.stderr); return 1
     out = save_results(results, a.out or (Path(a.model)/"eval" if Path(a.model).is_dir() else Path("eval")))
     print(format_table(results_table(results)))

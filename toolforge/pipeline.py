@@ -12,6 +12,8 @@ from .dataset import build_splits, DatasetError
 from .models import ModelError
 from .train import load_config, train, plot_history, ConfigError, TrainConfig
 from .evaluate import evaluate_run, save_results, results_table, format_table
+import torch
+from .router import quantize_run, saved_int4, INT4_FILE
 
 # %% auto #0
 __all__ = ['Stages', 'prepare_data', 'run_pipeline', 'run_cli']
@@ -59,6 +61,10 @@ def run_pipeline(cfg: TrainConfig, # the run's config (its data paths are used f
         train(cfg, resume=(run_dir/"checkpoints").exists(), verbose=verbose)
         m = json.loads((run_dir/"train_metrics.json").read_text())
         stage.done(f"{m['steps']} steps in {m['train_seconds']:.0f} s, final eval loss {m['final_eval_loss']}")
+    if torch.cuda.is_available(): stage("GPU: the router keeps the 4-bit base (nf4), no int4 weights to make").done()
+    elif saved_int4(run_dir)[1]: stage(f"int4: {run_dir}/{INT4_FILE} matches the adapter").done()
+    else:
+        stage("GPTQ int4 weights for the CPU router"); f = quantize_run(run_dir, cfg.train_file, log=stage.out); stage.done(f"wrote {f}")
     ax = plot_history(run_dir, title=cfg.name); ax.figure.tight_layout(); ax.figure.savefig(run_dir/"loss.png", dpi=110)
     tests = [paths["test"], paths["hard_test"]] + [p for p in [data_dir/"human_test.jsonl"] if p.exists()]  # + the hand-written queries
     stage(f"evaluating on {', '.join(p.stem for p in tests)}" + (" with baselines" if baselines else ""))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_router.ipynb #7e4a265a
 from __future__ import annotations
-import os, sys, re, json, time, argparse, inspect, functools
+import os, sys, re, json, time, argparse, inspect, functools, hashlib, warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,12 +13,15 @@ from .models import quiet_loading, load_base, resolve_model, ModelError, EMBEDDE
 from .catalog import Catalog, ToolCall, load_catalog
 from .chat import prompt_ids, parse_answer, answer_text, answer_ids, answer_check, answer_vocabulary, ANSWERS_FILE, KNOWN_VALUES
 from .places import gazetteer, language_index, query_numbers
-from .merge import merged_model, load_adapted
+from .merge import merged_model, load_adapted, run_base
+from .chat import encode_example
+from .dataset import load_split, DatasetError
 
 # %% auto #0
-__all__ = ['DTYPES', 'INT4_GROUP', 'INT8_MAX_ROWS', 'INT4_MAX_ROWS', 'RouteResult', 'load_router_model', 'WeightInt8Linear',
-           'int4_pack', 'WeightInt4Linear', 'set_precision', 'KVBuffer', 'LeanLlama', 'Router', 'answer_table',
-           'numeric_arguments', 'crop_cache', 'route_lines', 'route_cli', 'benchmark']
+__all__ = ['DTYPES', 'INT4_GROUP', 'INT4_FILE', 'INT8_MAX_ROWS', 'INT4_MAX_ROWS', 'RouteResult', 'load_router_model',
+           'WeightInt8Linear', 'int4_pack', 'WeightInt4Linear', 'set_precision', 'input_hessians', 'gptq',
+           'quantize_run', 'load_int4', 'saved_int4', 'KVBuffer', 'LeanLlama', 'Router', 'answer_table',
+           'numeric_arguments', 'crop_cache', 'route_lines', 'route_cli', 'quantize_cli', 'benchmark']
 
 # %% ../nbs/07_router.ipynb #8fef19b1
 @dataclass
@@ -128,6 +131,148 @@ def set_precision(model, dtype: str = "bfloat16"):
     if dtype == "int4": return _quantised_weights(model, WeightInt4Linear, lambda l: l.in_features % INT4_GROUP == 0 and l.out_features % 16 == 0)  # the int4 kernel's shapes
     return model.float()
 
+
+# %% ../nbs/07_router.ipynb #f7491fda
+INT4_FILE = "int4.pt"  # a run's error-compensated int4 weights (`quantize_run`)
+
+@torch.no_grad()
+def input_hessians(model, sequences: list) -> dict:
+    "For each Linear layer of `model` (by name): the mean of x xᵀ over its inputs on `sequences` (token id lists), in float32; layers fed the same input share one tensor."
+    sums, counts, owner, last, hooks = {}, {}, {}, {}, []
+    def hook(name):
+        def record(m, inp, out):
+            x = inp[0]
+            if last.get("x") is x: owner[name] = last["name"]; return  # q/k/v, gate/up: the same tensor as the layer before
+            x2 = x.reshape(-1, x.shape[-1]).float()
+            sums[name] = sums.get(name, 0) + x2.T @ x2; counts[name] = counts.get(name, 0) + x2.shape[0]
+            last.update(x=x, name=name)  # holding x keeps its memory from being reused by another input
+        return record
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear): hooks.append(m.register_forward_hook(hook(name)))
+    try:
+        for s in sequences: model(input_ids=torch.tensor([s]))
+    finally:
+        for h in hooks: h.remove()
+        last.clear()
+    H = {k: sums[k] / counts[k] for k in sums}
+    return {**H, **{k: H[o] for k, o in owner.items()}}
+
+def gptq(W: torch.Tensor, # (outputs, inputs) weights
+         H: torch.Tensor, # (inputs, inputs) mean of x xᵀ on calibration inputs
+         group: int = INT4_GROUP, block: int = 128, damp: float = 0.01,
+         act_order: bool = True, # round the inputs with the largest mean square first (each group's range from the weights as given)
+        ) -> tuple:
+    "4-bit codes (0–15), scales and group minima of `W` that keep `W x` closest on inputs like those of `H`: w ≈ code * scale + minimum."
+    W, H = W.detach().float().clone(), H.float().clone()
+    N, K = W.shape
+    if K % group: raise ValueError(f"{K} inputs are not a multiple of the group size {group}")
+    dead = torch.diag(H) == 0; H[dead, dead] = 1; W[:, dead] = 0  # inputs that were always zero
+    G = W.reshape(N, K // group, group); lo, hi = G.amin(-1), G.amax(-1)
+    scales, lows = ((hi - lo) / 15).clamp(min=1e-12), lo  # act_order: the ranges of the groups as given (the kernel's groups)
+    order = torch.argsort(torch.diag(H), descending=True) if act_order else torch.arange(K)
+    W, H = W[:, order], H[order][:, order]
+    H += damp * torch.diag(H).mean() * torch.eye(K)
+    U = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
+    codes = torch.zeros(N, K, dtype=torch.uint8)
+    for b0 in range(0, K, block):
+        b1 = min(b0 + block, K); Wb, Eb, Ub = W[:, b0:b1].clone(), torch.zeros(N, b1 - b0), U[b0:b1, b0:b1]
+        for i in range(b1 - b0):
+            c = int(order[b0 + i]); g = c // group
+            if not act_order and c % group == 0:  # in input order: the group's range from its columns as updated so far
+                lo, hi = Wb[:, i:i + group].amin(1), Wb[:, i:i + group].amax(1)
+                scales[:, g], lows[:, g] = ((hi - lo) / 15).clamp(min=1e-12), lo
+            w = Wb[:, i]; q = torch.round((w - lows[:, g]) / scales[:, g]).clamp(0, 15)
+            codes[:, c] = q.to(torch.uint8)
+            err = (w - (q * scales[:, g] + lows[:, g])) / Ub[i, i]
+            Wb[:, i:] -= err[:, None] * Ub[i, i:][None, :]; Eb[:, i] = err  # the error onto the block's later columns
+        W[:, b1:] -= Eb @ U[b0:b1, b1:]  # and onto the columns after the block
+    return codes, scales, lows
+
+def _from_codes(cls, codes: torch.Tensor, scales: torch.Tensor, lows: torch.Tensor = None, group: int = INT4_GROUP, scales_zeros: torch.Tensor = None) -> WeightInt4Linear:
+    "An int4 layer from its codes and either the scales and group minima of `gptq` or the kernel's `scales_zeros`."
+    q = cls.__new__(cls); torch.nn.Module.__init__(q)
+    N, K = codes.shape
+    sz = scales_zeros if scales_zeros is not None else torch.stack([scales, lows + 8 * scales], -1).transpose(0, 1).contiguous().to(torch.bfloat16)
+    q.register_buffer("codes", codes.to(torch.uint8).contiguous()); q.register_buffer("scales_zeros", sz)
+    q.register_buffer("packed", int4_pack(q.codes)); q.register_buffer("bias", None)
+    q.in_features, q.out_features, q.group = K, N, group
+    return q
+
+WeightInt4Linear.from_codes = classmethod(_from_codes)
+
+# %% ../nbs/07_router.ipynb #437949f0
+def _weights_fingerprint(path) -> str:
+    "sha256 of what a router's weights come from: a run's base model name and adapter files, or a model folder's weight files."
+    p, h = Path(path), hashlib.sha256()
+    if (p/"adapter").is_dir(): h.update(run_base(p).encode()); p = p/"adapter"
+    files = sorted(f for f in p.iterdir() if f.suffix in (".safetensors", ".bin")) if p.is_dir() else []
+    if not files: raise ModelError(f"{p}: no weight files (*.safetensors) to quantise")
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""): h.update(chunk)
+    return h.hexdigest()
+
+def _int4_fits(l) -> bool: return l.in_features % INT4_GROUP == 0 and l.out_features % 16 == 0  # the int4 kernel's shapes
+
+def quantize_run(path, # a run folder (or a model folder)
+                 calibration=None, # split file of calibration examples; default: the run's training file
+                 n: int = 128, # how many calibration examples (the first n)
+                 log=None, # a stream for progress lines
+                ) -> Path:
+    "GPTQ int4 weights of a run's merged model, saved to `path/int4.pt`, where `Router.from_pretrained` finds them."
+    p = Path(path)
+    if not p.is_dir(): raise ModelError(f"{p} is not a run folder or a model folder")
+    fingerprint = _weights_fingerprint(p)
+    cfg = (yaml.safe_load((p/"config.yaml").read_text()) or {}) if (p/"config.yaml").is_file() else {}
+    calibration = Path(calibration or cfg.get("train_file") or "data/train.jsonl")
+    model, tok, run_catalog, _ = load_router_model(str(p))
+    catalog = run_catalog or load_catalog()
+    recs = load_split(calibration, catalog)[:n]
+    if not recs: raise ModelError(f"{calibration}: no calibration examples")
+    seqs = [encode_example(r["query"], [ToolCall.from_dict(c) for c in r["calls"]], tok, catalog)["input_ids"] for r in recs]
+    t0 = time.time(); H = input_hessians(model, seqs)
+    if log: print(f"input statistics of {len(seqs)} examples from {calibration}: {time.time() - t0:.0f} s", file=log, flush=True)
+    lins = {k: m for k, m in model.named_modules() if type(m) is torch.nn.Linear and _int4_fits(m) and k in H}
+    by_input = defaultdict(list)
+    for k in lins: by_input[id(H[k])].append(k)  # layers fed the same input are quantised as one matrix
+    layers, t0 = {}, time.time()
+    for names in by_input.values():
+        codes, scales, lows = gptq(torch.cat([lins[k].weight for k in names]), H[names[0]])
+        r0 = 0
+        for k in names:
+            r1 = r0 + lins[k].out_features
+            q = WeightInt4Linear.from_codes(codes[r0:r1], scales[r0:r1], lows[r0:r1])
+            layers[k] = {"codes": q.codes[:, 0::2] | (q.codes[:, 1::2] << 4), "scales_zeros": q.scales_zeros,  # two codes a byte
+                         "bias": None if lins[k].bias is None else lins[k].bias.detach().to(torch.bfloat16)}
+            r0 = r1
+    if log: print(f"GPTQ int4 of {len(layers)} layers: {time.time() - t0:.0f} s", file=log, flush=True)
+    dest = p/INT4_FILE; tmp = dest.with_name(dest.name + ".tmp")
+    torch.save({"format": 1, "group": INT4_GROUP, "fingerprint": fingerprint, "calibration": {"file": str(calibration), "n": len(recs)},
+                "layers": layers}, tmp)
+    tmp.replace(dest)  # never a half-written file where the router looks
+    return dest
+
+def load_int4(model, saved: dict, source: str = INT4_FILE):
+    "`model` with the layers of a `quantize_run` file (as loaded by `torch.load`) in its int4 weights, and the rest in bfloat16."
+    mods = dict(model.named_modules())
+    for name, d in saved["layers"].items():
+        lin, (parent, _, child) = mods.get(name), name.rpartition(".")
+        c = d["codes"]; codes = torch.stack([c & 15, c >> 4], -1).reshape(c.shape[0], -1)
+        if not isinstance(lin, torch.nn.Linear) or tuple(codes.shape) != tuple(lin.weight.shape):
+            raise ModelError(f"{source}: layer {name!r} does not match the model (run `toolforge quantize` again)")
+        q = WeightInt4Linear.from_codes(codes, None, group=saved["group"], scales_zeros=d["scales_zeros"])
+        if d.get("bias") is not None: q.bias = d["bias"]
+        setattr(mods[parent] if parent else model, child, q)
+    return model.to(torch.bfloat16)
+
+def saved_int4(path) -> tuple:
+    "(the run's `quantize_run` file as loaded, or None; whether it was made from the weights the run has now)."
+    f = Path(path)/INT4_FILE
+    if not f.is_file(): return None, False
+    try: saved = torch.load(f, weights_only=True)
+    except Exception as e: raise ModelError(f"{f} cannot be read ({e}): run `toolforge quantize --run {path}` again") from None
+    return saved, saved.get("fingerprint") == _weights_fingerprint(path)
 
 # %% ../nbs/07_router.ipynb #3cf319c6
 INT8_MAX_ROWS = 4  # up to this many tokens a pass, int8 weights use the int8 kernel; above, the same weights dequantised
@@ -249,6 +394,7 @@ class Router:
         self.model, self.tok, self.catalog = model.eval(), tokenizer, catalog or load_catalog()
         self.net = LeanLlama(model) if lean and LeanLlama.supports(model) else model  # what runs the forward passes
         self.zero_shot, self.max_query_tokens, self.draft_tokens = zero_shot, max_query_tokens, draft_tokens
+        self.weights = "as given"  # what `from_pretrained` loaded: int4 (GPTQ or rounded), int8, bfloat16, float32 or nf4
         self.copy_values = False  # draft a value's rest from the query's characters (`_value_draft`): off, the structured and token drafts take fewer passes
         self.close_values = True  # with copy_values: draft the end of the call after a value that ends the query
         self.structured_drafts = True  # draft numbers, known values (dates) and tool names (`_structured_draft`)
@@ -276,19 +422,29 @@ class Router:
 @classmethod
 def _from_pretrained(cls, path: str, # a run folder, a model folder, or a base model name (zero-shot)
                      catalog=None, # catalog file or `Catalog`; default: the run's catalog, else the built-in one
-                     dtype: str = None, # int8 or int4 (weights), bfloat16, float32 or nf4; default: nf4 on a GPU, else int8
+                     dtype: str = None, # int4 or int8 (weights), bfloat16, float32 or nf4; default: nf4 on a GPU, else int4 with the run's GPTQ weights (`quantize_run`), else int8
                      device: str = None, # cpu or cuda; default: cuda when there is one
+                     int4_file: bool = True, # int4 weights from the run's `int4.pt` when it has one (False: rounded to nearest)
                      **kw) -> Router:
     "Load a router from a trained run or model."
     torch.manual_seed(0)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = dtype or ("nf4" if device.startswith("cuda") else "int8")
-    if dtype not in DTYPES: raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if dtype is not None and dtype not in DTYPES: raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    use_file = int4_file and dtype in (None, "int4") and not device.startswith("cuda") and Path(path).is_dir()
+    saved, fresh = saved_int4(path) if use_file else (None, False)
+    if saved is not None and not fresh:
+        stale = f"{Path(path)/INT4_FILE} was made from other weights (was the run trained again?): run `toolforge quantize --run {path}` again"
+        if dtype == "int4": raise ModelError(stale + ", or pass int4_file=False to round the weights to nearest")
+        warnings.warn(stale + "; using int8 weights"); saved = None
+    dtype = dtype or ("nf4" if device.startswith("cuda") else "int4" if saved is not None else "int8")
     model, tok, run_catalog, zero_shot = load_router_model(str(path), device, nf4=dtype == "nf4")
     if "answers" not in kw and (Path(path)/ANSWERS_FILE).is_file(): kw["answers"] = json.loads((Path(path)/ANSWERS_FILE).read_text())
-    model = set_precision(model, dtype)
+    gptq_weights = dtype == "int4" and saved is not None
+    model = load_int4(model, saved, str(Path(path)/INT4_FILE)) if gptq_weights else set_precision(model, dtype)
     cat = load_catalog(catalog) if isinstance(catalog, (str, Path)) else (catalog or run_catalog)
-    return cls(model, tok, cat, zero_shot=zero_shot, **kw)
+    router = cls(model, tok, cat, zero_shot=zero_shot, **kw)
+    router.weights = f"int4 (GPTQ, {Path(path)/INT4_FILE})" if gptq_weights else "int4 (rounded to nearest)" if dtype == "int4" else dtype
+    return router
 
 Router.from_pretrained = _from_pretrained
 
@@ -478,7 +634,7 @@ def route_cli(argv: list = None) -> int:
     p.add_argument("--input", help="file of queries: plain lines or JSON objects with 'query' (default: stdin)")
     p.add_argument("--output", help="JSONL output file (default: stdout)")
     p.add_argument("--catalog", help="catalog file (default: the run's, else the built-in one)")
-    p.add_argument("--dtype", choices=DTYPES, help="weights' precision (default: nf4 on a GPU, else int8)")
+    p.add_argument("--dtype", choices=DTYPES, help="weights' precision (default: nf4 on a GPU, else int4 when the run has GPTQ weights from `toolforge quantize`, else int8)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when there is one)")
     a = p.parse_args(argv)
     if a.input and not Path(a.input).is_file(): print(f"error: input file {a.input} not found", file=sys.stderr); return 1
@@ -491,6 +647,19 @@ def route_cli(argv: list = None) -> int:
         if a.input: fin.close()
         if a.output: fout.close()
     if a.output: print(f"routed {n} lines to {a.output}", file=sys.stderr)
+    return 0
+
+# %% ../nbs/07_router.ipynb #16e94c3e
+def quantize_cli(argv: list = None) -> int:
+    "`toolforge quantize --run runs/NAME [--calibration FILE] [--n 128]`"
+    p = argparse.ArgumentParser(prog="toolforge quantize", description="GPTQ int4 weights for a run (RUN/int4.pt), used by the router on a CPU.")
+    p.add_argument("--run", required=True, help="training run folder (or a model folder)")
+    p.add_argument("--calibration", help="split file of calibration examples (default: the run's training file)")
+    p.add_argument("--n", type=int, default=128, help="calibration examples (default 128)")
+    a = p.parse_args(argv)
+    try: out = quantize_run(a.run, a.calibration, a.n, log=sys.stderr)
+    except (ModelError, DatasetError) as e: print(f"error: {e}", file=sys.stderr); return 1
+    print(f"int4 weights saved to {out}")
     return 0
 
 # %% ../nbs/07_router.ipynb #0d07d586
