@@ -5,6 +5,7 @@
 # %% ../nbs/08a_pipeline.ipynb #c4a91b6a
 from __future__ import annotations
 import sys, time, json, argparse
+import torch
 from pathlib import Path
 from .catalog import write_jsonl
 from .templates import generate_examples
@@ -12,7 +13,6 @@ from .dataset import build_splits, DatasetError
 from .models import ModelError
 from .train import load_config, train, plot_history, ConfigError, TrainConfig
 from .evaluate import evaluate_run, save_results, results_table, format_table
-import torch
 from .router import quantize_run, saved_int4, INT4_FILE
 
 # %% auto #0

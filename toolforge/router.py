@@ -11,16 +11,15 @@ from pathlib import Path
 import yaml, torch, numpy as np
 from .models import quiet_loading, load_base, resolve_model, ModelError, EMBEDDED, HUB_MODELS
 from .catalog import Catalog, ToolCall, load_catalog
-from .chat import prompt_ids, parse_answer, answer_text, answer_ids, answer_check, answer_vocabulary, ANSWERS_FILE, KNOWN_VALUES
+from .chat import prompt_ids, parse_answer, answer_text, answer_ids, answer_check, answer_vocabulary, encode_example, ANSWERS_FILE, KNOWN_VALUES
 from .places import gazetteer, language_index, query_numbers
 from .merge import merged_model, load_adapted, run_base
-from .chat import encode_example
 from .dataset import load_split, DatasetError
 
 # %% auto #0
 __all__ = ['DTYPES', 'INT4_GROUP', 'INT4_FILE', 'INT8_MAX_ROWS', 'INT4_MAX_ROWS', 'RouteResult', 'load_router_model',
-           'WeightInt8Linear', 'int4_pack', 'WeightInt4Linear', 'set_precision', 'input_hessians', 'gptq',
-           'quantize_run', 'load_int4', 'saved_int4', 'KVBuffer', 'LeanLlama', 'Router', 'answer_table',
+           'WeightInt8Linear', 'int4_pack', 'int4_scales_zeros', 'WeightInt4Linear', 'set_precision', 'input_hessians',
+           'gptq', 'quantize_run', 'load_int4', 'saved_int4', 'KVBuffer', 'LeanLlama', 'Router', 'answer_table',
            'numeric_arguments', 'crop_cache', 'route_lines', 'route_cli', 'quantize_cli', 'benchmark']
 
 # %% ../nbs/07_router.ipynb #8fef19b1
@@ -92,6 +91,10 @@ def int4_pack(codes: torch.Tensor) -> torch.Tensor:
     "4-bit codes (0–15, one row per output) in the layout of PyTorch's CPU int4 kernel."
     return torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes.to(torch.int32), 1)
 
+def int4_scales_zeros(scales: torch.Tensor, lows: torch.Tensor) -> torch.Tensor:
+    "The int4 kernel's (groups, rows, 2) scales and zero points from (rows, groups) scales and group minima: w ≈ code * scale + minimum = (code - 8) * scale + zero."
+    return torch.stack([scales, lows + 8 * scales], -1).transpose(0, 1).contiguous().to(torch.bfloat16)
+
 class WeightInt4Linear(torch.nn.Module):
     "A Linear layer with 4-bit weights (a scale and a zero point per `INT4_GROUP` inputs of a row) computing in bfloat16."
     def __init__(self, lin: torch.nn.Linear, group: int = INT4_GROUP):
@@ -100,11 +103,13 @@ class WeightInt4Linear(torch.nn.Module):
         w = lin.weight.detach().float().reshape(N, K // group, group)
         lo, hi = w.amin(-1, keepdim=True), w.amax(-1, keepdim=True)
         scale = ((hi - lo) / 15).clamp(min=1e-12)
-        self.register_buffer("codes", torch.round((w - lo) / scale).clamp(0, 15).to(torch.uint8).reshape(N, K))  # w ≈ (code - 8) * scale + zero
-        self.register_buffer("scales_zeros", torch.stack([scale[..., 0], (lo + 8 * scale)[..., 0]], -1).transpose(0, 1).contiguous().to(torch.bfloat16))
+        codes = torch.round((w - lo) / scale).clamp(0, 15).reshape(N, K)  # each weight rounded to its nearest step
+        self._set(codes, int4_scales_zeros(scale[..., 0], lo[..., 0]), lin.bias, group)
+    def _set(self, codes, scales_zeros, bias, group):
+        self.register_buffer("codes", codes.to(torch.uint8).contiguous()); self.register_buffer("scales_zeros", scales_zeros)
         self.register_buffer("packed", int4_pack(self.codes))
-        self.register_buffer("bias", None if lin.bias is None else lin.bias.detach().to(torch.bfloat16))
-        self.in_features, self.out_features, self.group = K, N, group
+        self.register_buffer("bias", None if bias is None else bias.detach().to(torch.bfloat16))
+        self.in_features, self.out_features, self.group = codes.shape[1], codes.shape[0], group
     def dequantised(self) -> torch.Tensor:
         "The weights the kernel multiplies by, as a bfloat16 matrix."
         s, z = self.scales_zeros.float().transpose(0, 1).unbind(-1)  # (N, K/group) each
@@ -188,14 +193,11 @@ def gptq(W: torch.Tensor, # (outputs, inputs) weights
         W[:, b1:] -= Eb @ U[b0:b1, b1:]  # and onto the columns after the block
     return codes, scales, lows
 
-def _from_codes(cls, codes: torch.Tensor, scales: torch.Tensor, lows: torch.Tensor = None, group: int = INT4_GROUP, scales_zeros: torch.Tensor = None) -> WeightInt4Linear:
+def _from_codes(cls, codes: torch.Tensor, scales: torch.Tensor, lows: torch.Tensor = None, group: int = INT4_GROUP,
+                scales_zeros: torch.Tensor = None, bias: torch.Tensor = None) -> WeightInt4Linear:
     "An int4 layer from its codes and either the scales and group minima of `gptq` or the kernel's `scales_zeros`."
     q = cls.__new__(cls); torch.nn.Module.__init__(q)
-    N, K = codes.shape
-    sz = scales_zeros if scales_zeros is not None else torch.stack([scales, lows + 8 * scales], -1).transpose(0, 1).contiguous().to(torch.bfloat16)
-    q.register_buffer("codes", codes.to(torch.uint8).contiguous()); q.register_buffer("scales_zeros", sz)
-    q.register_buffer("packed", int4_pack(q.codes)); q.register_buffer("bias", None)
-    q.in_features, q.out_features, q.group = K, N, group
+    q._set(codes, scales_zeros if scales_zeros is not None else int4_scales_zeros(scales, lows), bias, group)
     return q
 
 WeightInt4Linear.from_codes = classmethod(_from_codes)
@@ -261,8 +263,7 @@ def load_int4(model, saved: dict, source: str = INT4_FILE):
         c = d["codes"]; codes = torch.stack([c & 15, c >> 4], -1).reshape(c.shape[0], -1)
         if not isinstance(lin, torch.nn.Linear) or tuple(codes.shape) != tuple(lin.weight.shape):
             raise ModelError(f"{source}: layer {name!r} does not match the model (run `toolforge quantize` again)")
-        q = WeightInt4Linear.from_codes(codes, None, group=saved["group"], scales_zeros=d["scales_zeros"])
-        if d.get("bias") is not None: q.bias = d["bias"]
+        q = WeightInt4Linear.from_codes(codes, None, group=saved["group"], scales_zeros=d["scales_zeros"], bias=d.get("bias"))
         setattr(mods[parent] if parent else model, child, q)
     return model.to(torch.bfloat16)
 
