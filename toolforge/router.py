@@ -87,6 +87,8 @@ class WeightInt8Linear(torch.nn.Module):
 
 INT4_GROUP = 32  # input columns that share one scale and zero point (64 changed more answers in a trial)
 
+def _int4_fits(l) -> bool: return l.in_features % INT4_GROUP == 0 and l.out_features % 16 == 0  # the int4 kernel's shapes
+
 def int4_pack(codes: torch.Tensor) -> torch.Tensor:
     "4-bit codes (0–15, one row per output) in the layout of PyTorch's CPU int4 kernel."
     return torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes.to(torch.int32), 1)
@@ -133,7 +135,7 @@ def set_precision(model, dtype: str = "bfloat16"):
     if dtype == "nf4": return model
     if dtype == "bfloat16": return model.to(torch.bfloat16)
     if dtype == "int8": return _quantised_weights(model, WeightInt8Linear, lambda l: l.in_features % 16 == 0)  # PyTorch's int8 kernel crashes on other widths
-    if dtype == "int4": return _quantised_weights(model, WeightInt4Linear, lambda l: l.in_features % INT4_GROUP == 0 and l.out_features % 16 == 0)  # the int4 kernel's shapes
+    if dtype == "int4": return _quantised_weights(model, WeightInt4Linear, _int4_fits)
     return model.float()
 
 
@@ -214,8 +216,6 @@ def _weights_fingerprint(path) -> str:
         with open(f, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()
-
-def _int4_fits(l) -> bool: return l.in_features % INT4_GROUP == 0 and l.out_features % 16 == 0  # the int4 kernel's shapes
 
 def quantize_run(path, # a run folder (or a model folder)
                  calibration=None, # split file of calibration examples; default: the run's training file
