@@ -18,6 +18,7 @@ COMMANDS = {  # subcommand: (module, function, one-line help)
     "build":    ("toolforge.dataset",   "build_cli",    "merge, validate, deduplicate and split JSONL sources"),
     "models":   ("toolforge.models",    "models_cli",   "list or materialise the base models"),
     "train":    ("toolforge.train",     "train_cli",    "QLoRA fine-tuning from a YAML config"),
+    "soup":     ("toolforge.train",     "soup_cli",     "average the LoRA adapters of several runs (a model soup)"),
     "merge":    ("toolforge.merge",     "merge_cli",    "merge a LoRA adapter into its base model"),
     "quantize": ("toolforge.router",    "quantize_cli", "GPTQ int4 weights for a run's CPU router"),
     "route":    ("toolforge.router",    "route_cli",    "route queries to tool calls with a trained model"),

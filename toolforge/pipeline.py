@@ -57,10 +57,14 @@ def run_pipeline(cfg: TrainConfig, # the run's config (its data paths are used f
     run_dir = Path(cfg.output_dir)/cfg.name
     if (run_dir/"adapter").exists(): stage(f"training: {run_dir}/adapter exists, skipping (delete {run_dir} to retrain)").done()
     else:
-        stage(f"training {cfg.name}: {cfg.model}, LoRA r={cfg.lora_r}, lr={cfg.learning_rate:g}")
-        train(cfg, resume=(run_dir/"checkpoints").exists(), verbose=verbose)
+        stage(f"training {cfg.name}: {cfg.model}, LoRA r={cfg.lora_r}, lr={cfg.learning_rate:g}" + (f", a soup of {cfg.soup} seeds" if cfg.soup > 1 else ""))
+        train(cfg, resume=(run_dir/"checkpoints").exists() or (run_dir/"ingredients").exists(), verbose=verbose)
         m = json.loads((run_dir/"train_metrics.json").read_text())
-        stage.done(f"{m['steps']} steps in {m['train_seconds']:.0f} s, final eval loss {m['final_eval_loss']}")
+        if "ingredients" in m:  # a soup: its loss and its trainings', measured the same way
+            seeds = ", ".join(f"{k} {v['answer_loss']:.4f}" for k, v in m["ingredients"].items())
+            loss = f"answer-token loss on val {m['final_eval_loss']:.4f} ({seeds})"
+        else: loss = f"final eval loss {m['final_eval_loss']}"
+        stage.done(f"{m['steps']} steps in {m['train_seconds']:.0f} s, {loss}")
     if torch.cuda.is_available(): stage("GPU: the router keeps the 4-bit base (nf4), no int4 weights to make").done()
     elif saved_int4(run_dir)[1]: stage(f"int4: {run_dir}/{INT4_FILE} matches the adapter").done()
     else:

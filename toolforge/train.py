@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #42100d12
 from __future__ import annotations
-import os, sys, csv, json, math, time, argparse, difflib, random, dataclasses, typing, warnings
+import os, sys, csv, json, math, time, shutil, argparse, difflib, random, dataclasses, typing, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import yaml, torch
@@ -17,7 +17,8 @@ from transformers import TrainerCallback
 # %% auto #0
 __all__ = ['LORA_TARGETS', 'HISTORY_FIELDS', 'TrainConfig', 'ConfigError', 'load_config', 'check_oversample', 'encode_split',
            'HistoryCallback', 'wandb_mode', 'keep_trainable_layout', 'score_answer_tokens_only', 'attention_for',
-           'make_trainer', 'train', 'train_cli', 'plot_history', 'pd_read']
+           'make_trainer', 'train', 'lora_scale', 'soup_adapters', 'answer_loss', 'soup_parts', 'train_cli', 'soup_cli',
+           'plot_history', 'pd_read']
 
 # %% ../nbs/05_train.ipynb #5c0c4911
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -51,6 +52,7 @@ class TrainConfig:
     eval_steps: int = 50  # evaluate every N steps (0: only at the end)
     save_steps: int = 100  # checkpoint every N steps
     seed: int = 0  # seeds data order, dropout and LoRA init
+    soup: int = 1  # trainings averaged into the run's adapter, seeds seed … seed+soup-1 (1: one training; "A soup of trainings")
     gradient_checkpointing: bool = False  # trade compute for memory (on for 7B models on a T4)
     attn_implementation: str = "auto"  # auto (eager on CPU, the model's default elsewhere), eager or sdpa
     device: str = "auto"  # auto, cpu or cuda
@@ -228,6 +230,7 @@ def _peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 def _check_inputs(cfg: TrainConfig):
+    if cfg.soup < 1: raise ConfigError(f"config key 'soup' must be a number of trainings >= 1, got {cfg.soup}")
     if not 0 <= cfg.warmup_ratio < 1: raise ConfigError(f"config key 'warmup_ratio' must be in [0, 1), got {cfg.warmup_ratio}")
     for k in ("train_file", "val_file"):
         p = getattr(cfg, k)
@@ -241,10 +244,11 @@ def train(cfg: TrainConfig, # the run's config
           callbacks: list = (), # extra `TrainerCallback`s
           verbose: bool = True, # print the progress bar (a terminal) or the logged losses (a log file)
          ) -> Path:
-    "Train the run described by `cfg`; returns the run folder (adapter/, config.yaml, history.csv, train_metrics.json, answers.json)."
+    "Train the run described by `cfg` (each of its soup's trainings, then their average); returns the run folder (adapter/, config.yaml, history.csv, train_metrics.json, answers.json)."
     _check_inputs(cfg)
     run_dir = Path(cfg.output_dir)/cfg.name
     if (run_dir/"adapter").exists() and not resume: raise ConfigError(f"{run_dir} already holds a trained adapter; use another name, delete it, or --resume")
+    if cfg.soup > 1: return _train_soup(cfg, run_dir, resume, callbacks, verbose)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir/"config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
     from transformers import set_seed
@@ -270,6 +274,103 @@ def _write_train_metrics(trainer, cfg, run_dir, wall, out):
          "adapter_mb": round(sum(f.stat().st_size for f in (run_dir/"adapter").glob("*.safetensors")) / 2**20, 2)}
     (run_dir/"train_metrics.json").write_text(json.dumps(m, indent=1))
 
+# %% ../nbs/05_train.ipynb #704231a2
+def lora_scale(adapter_config: dict) -> float:
+    "The factor a LoRA adapter's B·A is multiplied by: alpha / r (alpha / √r with rsLoRA)."
+    c = adapter_config
+    return c["lora_alpha"] / (math.sqrt(c["r"]) if c.get("use_rslora") else c["r"])
+
+def _read_adapter(run_dir) -> tuple:
+    "(adapter_config, tensors) of a run's plain LoRA adapter, or a ConfigError that names the folder."
+    from safetensors.torch import load_file
+    d = Path(run_dir)/"adapter"
+    try: c, sd = json.loads((d/"adapter_config.json").read_text()), load_file(d/"adapter_model.safetensors")
+    except (OSError, ValueError) as e: raise ConfigError(f"{d}: not a readable LoRA adapter ({e})") from None
+    if c.get("peft_type") != "LORA" or c.get("use_dora") or c.get("modules_to_save") or c.get("rank_pattern") or c.get("alpha_pattern"):
+        raise ConfigError(f"{d}: only plain LoRA adapters (no DoRA, modules_to_save or per-module ranks) can be averaged")
+    return c, sd
+
+def soup_adapters(run_dirs: list, # run folders, each with adapter/, trained from one base model on the same modules
+                  out, # the soup's run folder: adapter/, config.yaml (the first run's, renamed), answers.json, soup.json
+                 ) -> Path:
+    "One LoRA adapter whose merged weights are the mean of the runs' merged weights: their ranks side by side, each B times its run's scale / n."
+    from safetensors.torch import save_file
+    from toolforge.merge import run_base
+    runs, out = [Path(r) for r in run_dirs], Path(out)
+    if len(runs) < 2: raise ConfigError(f"a soup needs at least two runs, got {len(runs)}")
+    if out.resolve() in [r.resolve() for r in runs]: raise ConfigError(f"{out} is one of the runs to average; write the soup to another folder")
+    loaded, bases = [_read_adapter(r) for r in runs], [run_base(r) for r in runs]
+    (c0, sd0), n = loaded[0], len(runs)
+    for r, b, (c, sd) in zip(runs[1:], bases[1:], loaded[1:]):
+        if b != bases[0]: raise ConfigError(f"cannot average {r} (base {b}) with {runs[0]} (base {bases[0]}): a soup needs one base model")
+        if sorted(c["target_modules"]) != sorted(c0["target_modules"]) or sd.keys() != sd0.keys():
+            raise ConfigError(f"cannot average {r} with {runs[0]}: their adapters are not on the same modules")
+    tensors = {}
+    for k, t in sd0.items():
+        if ".lora_A." in k: tensors[k] = torch.cat([sd[k] for _, sd in loaded], 0).contiguous()
+        elif ".lora_B." in k: tensors[k] = torch.cat([sd[k].float() * (lora_scale(c) / n) for c, sd in loaded], 1).to(t.dtype).contiguous()
+        else: raise ConfigError(f"{runs[0]}/adapter: unexpected tensor {k}")
+    r = sum(c["r"] for c, _ in loaded)
+    tmp = out/"adapter.tmp"; shutil.rmtree(tmp, ignore_errors=True); out.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(runs[0]/"adapter", tmp)  # tokenizer and chat template come with it
+    (tmp/"adapter_config.json").write_text(json.dumps(dict(c0, r=r, lora_alpha=r, use_rslora=False), indent=2))  # scale 1: folded into B
+    save_file(tensors, tmp/"adapter_model.safetensors")
+    shutil.rmtree(out/"adapter", ignore_errors=True); tmp.rename(out/"adapter")
+    answers = [json.loads((d/ANSWERS_FILE).read_text()) for d in runs if (d/ANSWERS_FILE).exists()]
+    if answers:  # the router drafts from them and counts them: one copy when the runs share a training file, else all of them
+        (out/ANSWERS_FILE).write_text(json.dumps(answers[0] if all(a == answers[0] for a in answers) else sum(answers, []), ensure_ascii=False))
+    (out/"soup.json").write_text(json.dumps({"ingredients": [str(d) for d in runs], "weights": "uniform", "rank": r}, indent=1))
+    cfg = {k: v for k, v in (yaml.safe_load((runs[0]/"config.yaml").read_text()) or {}).items() if k != "soup"}  # soup.json says what it averages
+    (out/"config.yaml").write_text(yaml.safe_dump(dict(cfg, name=out.name, output_dir=str(out.parent)), sort_keys=False))
+    return out
+
+
+# %% ../nbs/05_train.ipynb #16fe8538
+@torch.no_grad()
+def answer_loss(run_dir, # a run folder (adapter/ and config.yaml)
+                split_file, # examples to score, usually the validation split
+                n: int = 200, # the first n examples
+                max_length: int = 128) -> float:
+    "Mean cross-entropy per answer token of the run's adapter on its 4-bit base (as trained), over the first `n` examples of `split_file`."
+    from toolforge.merge import load_adapted
+    cfg = yaml.safe_load((Path(run_dir)/"config.yaml").read_text()) or {}
+    model, tok = load_adapted(run_dir, quantize=True)
+    total, count = 0.0, 0
+    for ex in encode_split(split_file, tok, load_catalog(cfg.get("catalog")), max_length, n):
+        ids, mask = torch.tensor(ex["input_ids"]), torch.tensor(ex["completion_mask"][1:], dtype=torch.bool)
+        logp = torch.log_softmax(model(input_ids=ids[None]).logits[0, :-1].float(), -1)
+        total -= logp.gather(1, ids[1:, None])[:, 0][mask].sum().item(); count += int(mask.sum())
+    return total / count
+
+def soup_parts(cfg: TrainConfig) -> list:
+    "The configs of the trainings a soup averages: the same run with seeds seed … seed+soup-1, in <run>/ingredients/seed<N>."
+    where = str(Path(cfg.output_dir)/cfg.name/"ingredients")
+    return [dataclasses.replace(cfg, name=f"seed{cfg.seed + i}", output_dir=where, seed=cfg.seed + i, soup=1) for i in range(cfg.soup)]
+
+def _train_soup(cfg: TrainConfig, run_dir: Path, resume: bool, callbacks: list, verbose: bool) -> Path:
+    "Train (or reuse) each ingredient of `cfg`'s soup, average them into run_dir/adapter, and record what it cost."
+    dirs = []
+    for part in soup_parts(cfg):
+        d = Path(part.output_dir)/part.name
+        if (d/"adapter").exists():  # a finished ingredient is reused, if it is the training this config asks for
+            if load_config(d/"config.yaml") != part: raise ConfigError(f"{d} was trained with another config; delete it to train it again")
+        else: train(part, resume=resume and (d/"checkpoints").exists(), callbacks=callbacks, verbose=verbose)
+        dirs.append(d)
+    soup_adapters(dirs, run_dir)
+    (run_dir/"config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))  # the config that makes this soup
+    ms = [json.loads((d/"train_metrics.json").read_text()) for d in dirs]
+    parts = {d.name: {"steps": m["steps"], "train_seconds": m["train_seconds"], "answer_loss": answer_loss(d, cfg.val_file, cfg.max_eval_examples or 200)}
+             for d, m in zip(dirs, ms)}
+    m = {"name": cfg.name, "model": cfg.model, "device": ms[0]["device"], "steps": sum(m["steps"] for m in ms),
+         "train_seconds": round(sum(m["train_seconds"] for m in ms), 1), "train_loss": sum(m["train_loss"] for m in ms) / len(ms),
+         "final_eval_loss": answer_loss(run_dir, cfg.val_file, cfg.max_eval_examples or 200),  # the soup's, on the ingredients' measure
+         "tokens_per_second": ms[0]["tokens_per_second"] and round(sum(m["tokens_per_second"] for m in ms) / len(ms), 1),
+         "peak_memory_mb": max(m["peak_memory_mb"] for m in ms), "trainable_params": sum(m["trainable_params"] for m in ms),
+         "adapter_mb": round(sum(f.stat().st_size for f in (run_dir/"adapter").glob("*.safetensors")) / 2**20, 2), "ingredients": parts}
+    (run_dir/"train_metrics.json").write_text(json.dumps(m, indent=1))
+    return run_dir
+
+
 # %% ../nbs/05_train.ipynb #4c9383b3
 def train_cli(argv: list = None) -> int:
     "`toolforge train --config FILE [--set key=value ...] [--resume]`"
@@ -287,13 +388,32 @@ def train_cli(argv: list = None) -> int:
     print(f"done: {run} ({m['steps']} steps in {m['train_seconds']:.0f} s, eval loss {m['final_eval_loss']})")
     return 0
 
+# %% ../nbs/05_train.ipynb #f7108936
+def soup_cli(argv: list = None) -> int:
+    "`toolforge soup RUN RUN [RUN ...] --out DIR`"
+    p = argparse.ArgumentParser(prog="toolforge soup", description="Average the LoRA adapters of several runs of one base model into a new run folder.")
+    p.add_argument("runs", nargs="+", help="run folders (each with adapter/ and config.yaml)")
+    p.add_argument("--out", required=True, help="the new run folder (adapter/, config.yaml, answers.json, soup.json)")
+    a = p.parse_args(argv)
+    try: out = soup_adapters(a.runs, a.out)
+    except (ConfigError, ModelError) as e: print(f"error: {e}", file=sys.stderr); return 1
+    print(f"soup of {len(a.runs)} runs: {out}/adapter (rank {json.loads((out/'soup.json').read_text())['rank']}); "
+          f"`toolforge quantize --run {out}` makes its CPU weights")
+    return 0
+
+
 # %% ../nbs/05_train.ipynb #3cc7d974
 def plot_history(run_dirs, ax=None, title: str = "loss"):
-    "Training and validation loss curves of one or more runs, read from their history.csv."
+    "Training and validation loss curves of one or more runs, read from their history.csv (a soup's: each of its trainings')."
     import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(7, 4))[1]
-    for i, d in enumerate([run_dirs] if isinstance(run_dirs, (str, Path)) else run_dirs):
-        h, name, c = pd_read(Path(d)/"history.csv"), Path(d).name, f"C{i}"
+    curves = []
+    for d in [Path(d) for d in ([run_dirs] if isinstance(run_dirs, (str, Path)) else run_dirs)]:
+        parts = sorted(p.parent for p in (d/"ingredients").glob("*/history.csv"))
+        if (d/"history.csv").exists() or not parts: curves.append((d, d.name))
+        else: curves += [(p, f"{d.name}/{p.name}") for p in parts]  # a soup: the curves of its trainings
+    for i, (d, name) in enumerate(curves):
+        h, c = pd_read(d/"history.csv"), f"C{i}"
         t, e = h[h["loss"].notna()], h[h["eval_loss"].notna()]
         ax.plot(t["step"], t["loss"], color=c, alpha=0.8, label=f"{name} train")
         if len(e): ax.plot(e["step"], e["eval_loss"], color=c, ls="--", marker="o", ms=3, label=f"{name} val")
