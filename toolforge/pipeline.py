@@ -11,7 +11,7 @@ from .catalog import write_jsonl
 from .templates import generate_examples
 from .dataset import build_splits, DatasetError
 from .models import ModelError
-from .train import load_config, train, plot_history, ConfigError, TrainConfig
+from .train import load_config, train, plot_history, loss_summary, ConfigError, TrainConfig
 from .evaluate import evaluate_run, save_results, results_table, format_table
 from .router import quantize_run, saved_int4, INT4_FILE
 
@@ -60,11 +60,7 @@ def run_pipeline(cfg: TrainConfig, # the run's config (its data paths are used f
         stage(f"training {cfg.name}: {cfg.model}, LoRA r={cfg.lora_r}, lr={cfg.learning_rate:g}" + (f", a soup of {cfg.soup} seeds" if cfg.soup > 1 else ""))
         train(cfg, resume=(run_dir/"checkpoints").exists() or (run_dir/"ingredients").exists(), verbose=verbose)
         m = json.loads((run_dir/"train_metrics.json").read_text())
-        if "ingredients" in m:  # a soup: its loss and its trainings', measured the same way
-            seeds = ", ".join(f"{k} {v['answer_loss']:.4f}" for k, v in m["ingredients"].items())
-            loss = f"answer-token loss on val {m['final_eval_loss']:.4f} ({seeds})"
-        else: loss = f"final eval loss {m['final_eval_loss']}"
-        stage.done(f"{m['steps']} steps in {m['train_seconds']:.0f} s, {loss}")
+        stage.done(f"{m['steps']} steps in {m['train_seconds']:.0f} s, {loss_summary(m)}")
     if torch.cuda.is_available(): stage("GPU: the router keeps the 4-bit base (nf4), no int4 weights to make").done()
     elif saved_int4(run_dir)[1]: stage(f"int4: {run_dir}/{INT4_FILE} matches the adapter").done()
     else:

@@ -17,8 +17,8 @@ from transformers import TrainerCallback
 # %% auto #0
 __all__ = ['LORA_TARGETS', 'HISTORY_FIELDS', 'TrainConfig', 'ConfigError', 'load_config', 'check_oversample', 'encode_split',
            'HistoryCallback', 'wandb_mode', 'keep_trainable_layout', 'score_answer_tokens_only', 'attention_for',
-           'make_trainer', 'train', 'lora_scale', 'soup_adapters', 'answer_loss', 'soup_parts', 'train_cli', 'soup_cli',
-           'plot_history', 'pd_read']
+           'make_trainer', 'train', 'lora_scale', 'soup_adapters', 'answer_loss', 'soup_parts', 'loss_summary',
+           'train_cli', 'soup_cli', 'plot_history', 'pd_read']
 
 # %% ../nbs/05_train.ipynb #5c0c4911
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -370,6 +370,12 @@ def _train_soup(cfg: TrainConfig, run_dir: Path, resume: bool, callbacks: list, 
     (run_dir/"train_metrics.json").write_text(json.dumps(m, indent=1))
     return run_dir
 
+def loss_summary(m: dict) -> str:
+    "The loss line of a run's train_metrics.json: the trainer's final eval loss, or a soup's answer-token losses (its own and its trainings')."
+    if "ingredients" not in m: return f"final eval loss {m['final_eval_loss']}"
+    seeds = ", ".join(f"{k} {v['answer_loss']:.4f}" for k, v in m["ingredients"].items())
+    return f"answer-token loss on val {m['final_eval_loss']:.4f} ({seeds})"
+
 
 # %% ../nbs/05_train.ipynb #4c9383b3
 def train_cli(argv: list = None) -> int:
@@ -385,7 +391,7 @@ def train_cli(argv: list = None) -> int:
         run = train(cfg, resume=a.resume)
     except (ConfigError, ModelError) as e: print(f"error: {e}", file=sys.stderr); return 1
     m = json.loads((run/"train_metrics.json").read_text())
-    print(f"done: {run} ({m['steps']} steps in {m['train_seconds']:.0f} s, eval loss {m['final_eval_loss']})")
+    print(f"done: {run} ({m['steps']} steps in {m['train_seconds']:.0f} s, {loss_summary(m)})")
     return 0
 
 # %% ../nbs/05_train.ipynb #f7108936
