@@ -13,10 +13,11 @@ from .catalog import (Catalog, CatalogError, ToolCall, category_of, load_catalog
 from .templates import TEMPLATES, check_example, render
 
 # %% auto #0
-__all__ = ['SPLITS', 'SOURCE_PRIORITY', 'COMPOSE_JOINTS', 'RECORD_FORMAT', 'FIELDS', 'TOP_UP', 'COMPOSE', 'DatasetError',
-           'normalize_query', 'line_errors', 'reason_kind', 'BuildReport', 'load_sources', 'label_of', 'deduplicate',
-           'group_of', 'is_hard', 'split_records', 'check_no_leakage', 'compose_multi', 'top_up_train',
-           'category_table', 'data_card', 'build_splits', 'load_split', 'default_sources', 'build_cli']
+__all__ = ['SPLITS', 'SOURCE_PRIORITY', 'COMPOSE_JOINTS', 'FOLLOW_UPS', 'FOLLOW_JOINTS', 'RECORD_FORMAT', 'FIELDS', 'TOP_UP',
+           'COMPOSE', 'FOLLOW_UP', 'DatasetError', 'normalize_query', 'line_errors', 'reason_kind', 'BuildReport',
+           'load_sources', 'label_of', 'deduplicate', 'group_of', 'is_hard', 'split_records', 'check_no_leakage',
+           'compose_multi', 'add_follow_ups', 'top_up_train', 'category_table', 'data_card', 'build_splits',
+           'load_split', 'default_sources', 'build_cli']
 
 # %% ../nbs/03_dataset.ipynb #17bc6f59
 class DatasetError(ValueError):
@@ -74,6 +75,7 @@ class BuildReport:
     groups: int = 0  # template groups in the final data
     composed: int = 0  # `compose_multi` examples added to train (counted in `splits`, not in `final`)
     topped_up: int = 0  # `top_up_train` examples added to train (counted in `splits`, not in `final`)
+    followed_up: int = 0  # `add_follow_ups` examples added to train (counted in `splits`, not in `final`)
     held_out: int = 0  # records dropped because a held-out file (`human_test.jsonl`) has their query
     splits: dict = field(default_factory=dict)  # split -> Counter of categories
     warnings: list = field(default_factory=list)  # e.g. a category missing from a split
@@ -83,7 +85,7 @@ class BuildReport:
     @property
     def kept(self) -> int: return sum(s["kept"] for s in self.sources.values())
     @property
-    def final(self) -> int: return sum(sum(c.values()) for c in self.splits.values()) - self.composed - self.topped_up
+    def final(self) -> int: return sum(sum(c.values()) for c in self.splits.values()) - self.composed - self.topped_up - self.followed_up
 
 # %% ../nbs/03_dataset.ipynb #75960dae
 def _summary(self: BuildReport, max_lines: int = 10) -> str:
@@ -97,7 +99,7 @@ def _summary(self: BuildReport, max_lines: int = 10) -> str:
     L += [f"  {c}" for c in self.conflicts[:3]]
     if self.held_out: L.append(f"held out {self.held_out} records dropped: their query is in a held-out file")
     if self.splits:
-        L.append(f"splits   {self.final} records in {self.groups} groups" + (f" + {self.topped_up} topped up" if self.topped_up else "") + (f" + {self.composed} composed in train" if self.composed else "") + ": " + ", ".join(f"{s} {sum(c.values())}" for s, c in self.splits.items()))
+        L.append(f"splits   {self.final} records in {self.groups} groups" + (f" + {self.topped_up} topped up" if self.topped_up else "") + (f" + {self.composed} composed in train" if self.composed else "") + (f" + {self.followed_up} with a follow-up in train" if self.followed_up else "") + ": " + ", ".join(f"{s} {sum(c.values())}" for s, c in self.splits.items()))
     return "\n".join(L + [f"warning  {w}" for w in self.warnings])
 
 BuildReport.summary = _summary
@@ -298,6 +300,49 @@ def compose_multi(train: list, # training records (single-call ones are joined)
     return out
 
 
+# %% ../nbs/03_dataset.ipynb #4341504b
+FOLLOW_UPS = {  # requests about the answer of the call before them: the assistant does them with that answer, no tool does
+    "web_reader": ["sum it up in three bullet points", "pull out the main points", "tell me what it says about pricing", "explain it in plain words",
+                   "list the steps it describes", "give me a two-line summary", "tell me if it's worth my time", "quote the most important sentence",
+                   "tell me who it's written for", "tell me what the conclusion is"],
+    "web_search": ["give me the top three results", "just send me the links", "summarize what you find", "tell me which source looks most reliable",
+                   "list the best options"],
+    "weather": ["tell me if I need an umbrella", "tell me whether I should bring a jacket", "tell me if it's a good day for a run", "keep it short"],
+    "wikipedia": ["keep it short", "give me the highlights", "explain it simply", "tell me the most interesting part"],
+    "calculator": ["show your working", "explain the steps", "keep it to one line"],
+    "unit_converter": ["explain how you got it", "keep the answer short"],
+    "translate": ["explain the grammar", "tell me how formal it sounds"],
+    "dictionary": ["use it in a sentence", "give me an example sentence"],
+    "datetime": ["tell me if it's a good time to call", "keep it brief"],
+}
+FOLLOW_JOINTS = [" and ", ", and ", ", then ", ". ", " - ", "; "]
+
+def add_follow_ups(train: list, # training records (one-call template ones get a follow-up)
+                   n: int, # how many to make
+                   seed: int = 0, # the same seed gives the same records
+                   taken=(), # queries that must not be made (the other splits')
+                  ) -> list[dict]:
+    "`n` one-call records of `train` with a request about their answer appended (`FOLLOW_UPS`): the same single call, no second one."
+    r = random.Random(f"{seed}:follow_up")
+    by_tool = defaultdict(list)
+    for x in sorted(train, key=lambda x: x["id"]):
+        if _composable(x, True) and x["calls"][0]["name"] in FOLLOW_UPS: by_tool[x["calls"][0]["name"]].append(x)
+    tools, out = sorted(by_tool), []
+    if not tools or n <= 0: return []
+    seen = {normalize_query(q) for q in taken} | {normalize_query(x["query"]) for x in train}
+    for k in range(20 * n):
+        if len(out) == n: break
+        x, joint = r.choice(by_tool[tool := tools[k % len(tools)]]), r.choice(FOLLOW_JOINTS)
+        f = r.choice(FOLLOW_UPS[tool])
+        q = x["query"].rstrip(" ?!.,") + joint + (f[:1].upper() + f[1:] if joint == ". " else f)
+        if normalize_query(q) in seen: continue
+        seen.add(normalize_query(q))
+        meta = {k: x["meta"][k] for k in ("template", "pattern", "hard") if k in x["meta"]}  # its group: it stays in train
+        out.append({"id": f"fup-{len(out):05d}", "query": q, "calls": x["calls"], "category": x["category"], "source": "template",
+                    "meta": {**meta, "aug": [*x["meta"].get("aug", []), "follow_up"], "follow_up_of": x["id"]}})
+    return out
+
+
 # %% ../nbs/03_dataset.ipynb #a8dc2d34
 def _made_by(rec: dict):
     "The `Template` and phrasing index that made a template record, or None for any other record."
@@ -392,6 +437,7 @@ Generated by `toolforge build` (`toolforge.dataset.build_splits`); do not edit t
 - {"Anchors: every template phrased several ways (groups `template#pattern`) keeps one phrasing in `train`, so no kind of request is tested without a training example; the other phrasings are split as above." if st.get("anchor", True) else "No anchors (`--no-anchor`): a template phrased several ways may have no phrasing in `train`."}
 - {f"Topped up: {report.topped_up} `train` examples are new draws of the training phrasings, the thinnest templates first and the rarest argument values of six draws (`meta.top_up`); built after the split, from train only." if report.topped_up else "No topped-up examples."}
 - {f"Composed: {report.composed} `train` examples are two single-call `train` examples joined into one request with both calls (`meta.template` `multi_tool/composed`, `meta.composed_of` their ids); built after the split, from train only." if report.composed else "No composed examples."}
+- {f"Follow-ups: {report.followed_up} `train` examples are one-call `train` examples with a request about their answer appended (“…and sum it up in three bullet points”), labelled with the same one call (`meta.follow_up_of` its id); built after the split, from train only." if report.followed_up else "No follow-up examples."}
 - Checked before writing: no normalised query of `val`, `test` or `hard_test` is in `train`, and no group is in two splits. Seed {st.get('seed', 0)}.
 - Held out: {', '.join(f'`{Path(p).name}`' for p in st.get('held_out', [])) or 'no file'}; no split holds one of its queries ({report.held_out} records dropped, and no top-up draw is one).
 
@@ -414,7 +460,7 @@ toolforge generate   # writes data/templates.jsonl from the templates
 toolforge build      # validates, deduplicates and splits data/templates.jsonl (+ data/teacher.jsonl if present) into data/
 ```
 
-This build ran as `toolforge build {' '.join(report.sources)} --seed {st.get('seed', 0)}{'' if st.get('anchor', True) else ' --no-anchor'}{'' if st.get('top_up', 0) == TOP_UP else f' --top-up {st.get("top_up", 0)}'}{'' if st.get('compose', COMPOSE) == COMPOSE else f' --compose {st.get("compose")}'}`.
+This build ran as `toolforge build {' '.join(report.sources)} --seed {st.get('seed', 0)}{'' if st.get('anchor', True) else ' --no-anchor'}{'' if st.get('top_up', 0) == TOP_UP else f' --top-up {st.get("top_up", 0)}'}{'' if st.get('compose', COMPOSE) == COMPOSE else f' --compose {st.get("compose")}'}{'' if st.get('follow_up', FOLLOW_UP) == FOLLOW_UP else f' --follow-up {st.get("follow_up")}'}`.
 
 ## Record format
 
@@ -434,6 +480,7 @@ def _write_text(text: str, path: Path) -> Path:
 
 TOP_UP = 2.0  # default share of train that `top_up_train` adds (05_train compares 0.5, 1.0 and 2.0)
 COMPOSE = 0.1  # default share of train (after the top-up) that `compose_multi` adds
+FOLLOW_UP = 0.0  # default share of train (after the top-up and composition) that `add_follow_ups` adds: off until measured (`--follow-up 0.08`)
 
 def build_splits(sources: list, # JSONL files of records (templates, teacher labels, hand-written)
                  out_dir="data", # where the splits and the card are written
@@ -445,6 +492,7 @@ def build_splits(sources: list, # JSONL files of records (templates, teacher lab
                  anchor: bool = True, # keep one phrasing of every template with several in train
                  top_up: float = TOP_UP, # add this share of train in `top_up_train` examples to train (0: none)
                  compose: float = COMPOSE, # add this share of train (after the top-up) in `compose_multi` examples (0: none)
+                 follow_up: float = FOLLOW_UP, # add this share of train (after composition) in `add_follow_ups` examples (0: none)
                  held_out: list = None, # files whose queries no split may hold (default: `human_test.jsonl` in `out_dir`, when it exists)
                 ) -> BuildReport:
     "Validate, deduplicate and split `sources`; write `{train,val,test,hard_test}.jsonl` and `README.md` to `out_dir`."
@@ -464,12 +512,14 @@ def build_splits(sources: list, # JSONL files of records (templates, teacher lab
     topped = top_up_train(splits["train"], round(top_up * len(splits["train"])), seed, taken, catalog) if top_up > 0 else []
     splits["train"] += topped
     composed = compose_multi(splits["train"], round(compose * len(splits["train"])), seed) if compose > 0 else []
-    splits["train"] = sorted(splits["train"] + composed, key=lambda r: r["id"])
+    splits["train"] += composed
+    followed = add_follow_ups(splits["train"], round(follow_up * len(splits["train"])), seed, taken) if follow_up > 0 else []
+    splits["train"] = sorted(splits["train"] + followed, key=lambda r: r["id"])
     check_no_leakage(splits)
     report.warnings = [str(w.message) for w in caught]
-    report.groups, report.composed, report.topped_up = len({group_of(r) for r in records}), len(composed), len(topped)
+    report.groups, report.composed, report.topped_up, report.followed_up = len({group_of(r) for r in records}), len(composed), len(topped), len(followed)
     report.splits = {s: Counter(r["category"] for r in rs) for s, rs in splits.items()}
-    report.settings = {"seed": seed, "fractions": tuple(fractions), "hard_fraction": hard_fraction, "anchor": anchor, "top_up": top_up, "compose": compose,
+    report.settings = {"seed": seed, "fractions": tuple(fractions), "hard_fraction": hard_fraction, "anchor": anchor, "top_up": top_up, "compose": compose, "follow_up": follow_up,
                        "held_out": [str(p) for p in held_out]}
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     for s in SPLITS: write_jsonl(map(_canonical, splits[s]), out/f"{s}.jsonl")
@@ -496,19 +546,20 @@ def default_sources(data_dir="data") -> list:
     return [d/"templates.jsonl"] + ([d/"teacher.jsonl"] if (d/"teacher.jsonl").is_file() else [])
 
 def build_cli(argv: list = None) -> int:
-    "`toolforge build [SOURCE ...] [--out data] [--strict] [--seed 0] [--no-anchor] [--top-up SHARE] [--compose SHARE] [--catalog FILE]`"
+    "`toolforge build [SOURCE ...] [--out data] [--strict] [--seed 0] [--no-anchor] [--top-up SHARE] [--compose SHARE] [--follow-up SHARE] [--catalog FILE]`"
     p = argparse.ArgumentParser(prog="toolforge build", description="Validate, deduplicate and split JSONL sources into train/val/test/hard_test.")
     p.add_argument("sources", nargs="*", help="JSONL files of records (default: data/templates.jsonl and data/teacher.jsonl if present)")
     p.add_argument("--out", default="data", help="output directory for the splits and the data card (default: data)")
     p.add_argument("--strict", action="store_true", help="fail on the first bad line instead of skipping it")
     p.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
     p.add_argument("--compose", type=float, default=COMPOSE, help=f"share of train to add as composed multi-tool examples (default: {COMPOSE}; 0: none)")
+    p.add_argument("--follow-up", type=float, default=FOLLOW_UP, help=f"share of train to add as one-call examples with a request about their answer appended (default: {FOLLOW_UP}; 0: none)")
     p.add_argument("--top-up", type=float, default=TOP_UP, help=f"share of train to add as new draws of the training phrasings, thinnest templates first (default: {TOP_UP}; 0: none)")
     p.add_argument("--no-anchor", action="store_true", help="do not keep one phrasing of every multi-phrasing template in train")
     p.add_argument("--catalog", help="catalog file (JSON or YAML); default: the built-in nine tools")
     a = p.parse_args(argv)
     sources = a.sources or default_sources()
-    try: report = build_splits(sources, a.out, a.catalog, a.strict, a.seed, anchor=not a.no_anchor, top_up=a.top_up, compose=a.compose)
+    try: report = build_splits(sources, a.out, a.catalog, a.strict, a.seed, anchor=not a.no_anchor, top_up=a.top_up, compose=a.compose, follow_up=a.follow_up)
     except (DatasetError, CatalogError) as e:
         hint = " (run `toolforge generate` first)" if not a.sources and "not found" in str(e) else ""
         print(f"error: {e}{hint}", file=sys.stderr); return 1

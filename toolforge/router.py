@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 import yaml, torch, numpy as np
-from .models import quiet_loading, load_base, resolve_model, ModelError, EMBEDDED, HUB_MODELS
+from .models import quiet_loading, load_base, resolve_model, cpu_dtype, ModelError, EMBEDDED, HUB_MODELS
 from .catalog import Catalog, ToolCall, load_catalog
 from .chat import prompt_ids, parse_answer, answer_text, answer_ids, answer_check, answer_vocabulary, encode_example, ANSWERS_FILE, KNOWN_VALUES
 from .places import gazetteer, language_index, query_numbers
@@ -70,8 +70,16 @@ def load_router_model(path: str, device: str = "cpu", nf4: bool = False):
 # %% ../nbs/07_router.ipynb #b8227be1
 DTYPES = ("bfloat16", "float32", "int8", "int4", "nf4")
 
-class WeightInt8Linear(torch.nn.Module):
-    "A Linear layer with int8 weights (one scale per output row) computing in bfloat16."
+class _KernelBuffers(torch.nn.Module):
+    "A quantised layer whose scales and bias stay in bfloat16, the type its kernel is fast in, whatever `.to(dtype)` the model gets."
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        for k, b in self._buffers.items():
+            if b is not None and b.is_floating_point() and b.dtype != torch.bfloat16: self._buffers[k] = b.to(torch.bfloat16)
+        return self
+
+class WeightInt8Linear(_KernelBuffers):
+    "A Linear layer with int8 weights (one scale per output row): PyTorch's int8 kernel, in bfloat16; the output in the input's type."
     def __init__(self, lin: torch.nn.Linear):
         super().__init__()
         w = lin.weight.detach().float()
@@ -81,7 +89,7 @@ class WeightInt8Linear(torch.nn.Module):
         self.register_buffer("bias", None if lin.bias is None else lin.bias.detach().to(torch.bfloat16))
         self.in_features, self.out_features = lin.in_features, lin.out_features
     def forward(self, x):
-        y = torch._weight_int8pack_mm(x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous(), self.weight, self.scales)
+        y = torch._weight_int8pack_mm(x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous(), self.weight, self.scales).to(x.dtype)
         y = y.reshape(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
@@ -97,8 +105,8 @@ def int4_scales_zeros(scales: torch.Tensor, lows: torch.Tensor) -> torch.Tensor:
     "The int4 kernel's (groups, rows, 2) scales and zero points from (rows, groups) scales and group minima: w ≈ code * scale + minimum = (code - 8) * scale + zero."
     return torch.stack([scales, lows + 8 * scales], -1).transpose(0, 1).contiguous().to(torch.bfloat16)
 
-class WeightInt4Linear(torch.nn.Module):
-    "A Linear layer with 4-bit weights (a scale and a zero point per `INT4_GROUP` inputs of a row) computing in bfloat16."
+class WeightInt4Linear(_KernelBuffers):
+    "A Linear layer with 4-bit weights (a scale and a zero point per `INT4_GROUP` inputs of a row): PyTorch's int4 kernel, in bfloat16; the output in the input's type."
     def __init__(self, lin: torch.nn.Linear, group: int = INT4_GROUP):
         super().__init__()
         N, K = lin.weight.shape
@@ -112,22 +120,22 @@ class WeightInt4Linear(torch.nn.Module):
         self.register_buffer("packed", int4_pack(self.codes))
         self.register_buffer("bias", None if bias is None else bias.detach().to(torch.bfloat16))
         self.in_features, self.out_features, self.group = codes.shape[1], codes.shape[0], group
-    def dequantised(self) -> torch.Tensor:
-        "The weights the kernel multiplies by, as a bfloat16 matrix."
+    def dequantised(self, dtype=torch.bfloat16) -> torch.Tensor:
+        "The weights the kernel multiplies by, as a matrix of `dtype`."
         s, z = self.scales_zeros.float().transpose(0, 1).unbind(-1)  # (N, K/group) each
         c = self.codes.float().reshape(self.out_features, -1, self.group)
-        return ((c - 8) * s[..., None] + z[..., None]).reshape(self.out_features, self.in_features).to(torch.bfloat16)
+        return ((c - 8) * s[..., None] + z[..., None]).reshape(self.out_features, self.in_features).to(dtype)
     def forward(self, x):
-        y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous(), self.packed, self.group, self.scales_zeros)
+        y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous(), self.packed, self.group, self.scales_zeros).to(x.dtype)
         y = y.reshape(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
 def _quantised_weights(model, layer, fits):
-    "Every Linear of `model` (the output layer too) for which `fits(linear)` as `layer(linear)`; the rest in bfloat16."
+    "Every Linear of `model` (the output layer too) for which `fits(linear)` as `layer(linear)`; the rest in `cpu_dtype()`."
     for m in list(model.modules()):
         for child, sub in list(m.named_children()):
             if type(sub) is torch.nn.Linear and fits(sub): setattr(m, child, layer(sub))  # from the weights as loaded (float32 here)
-    return model.to(torch.bfloat16)  # the rest (embeddings, norms); quantised buffers keep their type
+    return model.to(cpu_dtype())  # the rest (embeddings, norms, activations); the quantised layers' buffers keep their types
 
 def set_precision(model, dtype: str = "bfloat16"):
     "The model in bfloat16, float32, int8 or int4 weights (`WeightInt8Linear`, `WeightInt4Linear`); nf4 models stay as loaded."
@@ -256,7 +264,7 @@ def quantize_run(path, # a run folder (or a model folder)
     return dest
 
 def load_int4(model, saved: dict, source: str = INT4_FILE):
-    "`model` with the layers of a `quantize_run` file (as loaded by `torch.load`) in its int4 weights, and the rest in bfloat16."
+    "`model` with the layers of a `quantize_run` file (as loaded by `torch.load`) in its int4 weights, and the rest in `cpu_dtype()`."
     mods = dict(model.named_modules())
     for name, d in saved["layers"].items():
         lin, (parent, _, child) = mods.get(name), name.rpartition(".")
@@ -265,7 +273,7 @@ def load_int4(model, saved: dict, source: str = INT4_FILE):
             raise ModelError(f"{source}: layer {name!r} does not match the model (run `toolforge quantize` again)")
         q = WeightInt4Linear.from_codes(codes, None, group=saved["group"], scales_zeros=d["scales_zeros"], bias=d.get("bias"))
         setattr(mods[parent] if parent else model, child, q)
-    return model.to(torch.bfloat16)
+    return model.to(cpu_dtype())
 
 def saved_int4(path) -> tuple:
     "(the run's `quantize_run` file as loaded, or None; whether it was made from the weights the run has now)."
@@ -296,19 +304,20 @@ class KVBuffer:
 
 class _Weight:
     "One projection's weights: the int8 or int4 kernel's operands when quantised, and a (dequantised) transposed matrix for longer passes."
-    def __init__(self, *layers):
+    def __init__(self, *layers, dtype=torch.bfloat16):  # `dtype`: the activations'
         self.q = self.q4 = None
         if all(isinstance(l, WeightInt8Linear) for l in layers):
             self.q, self.s = torch.cat([l.weight for l in layers]), torch.cat([l.scales for l in layers])
-            self.t = (self.q.to(torch.bfloat16) * self.s[:, None]).t().contiguous()
+            self.t = (self.q.to(dtype) * self.s[:, None].to(dtype)).t().contiguous()
         elif all(isinstance(l, WeightInt4Linear) for l in layers) and len({l.group for l in layers}) == 1:
             self.q4 = int4_pack(torch.cat([l.codes for l in layers])) if len(layers) > 1 else layers[0].packed
             self.sz, self.group = torch.cat([l.scales_zeros for l in layers], 1), layers[0].group
-            self.t = torch.cat([l.dequantised() for l in layers]).t().contiguous()
-        else: self.t = torch.cat([l.dequantised() if isinstance(l, WeightInt4Linear) else l.weight.detach() for l in layers]).t().contiguous()
-    def __call__(self, x):
-        if self.q is not None and x.shape[0] <= INT8_MAX_ROWS: return torch._weight_int8pack_mm(x.contiguous(), self.q, self.s)
-        if self.q4 is not None and x.shape[0] <= INT4_MAX_ROWS: return torch.ops.aten._weight_int4pack_mm_for_cpu(x.contiguous(), self.q4, self.group, self.sz)
+            self.t = torch.cat([l.dequantised(dtype) for l in layers]).t().contiguous()
+        else: self.t = torch.cat([l.dequantised(dtype) if isinstance(l, WeightInt4Linear) else l.weight.detach().to(dtype) for l in layers]).t().contiguous()
+    def __call__(self, x):  # the kernels take bfloat16 (their fast type on every CPU); `.to` is free when x is bfloat16 already
+        if self.q is not None and x.shape[0] <= INT8_MAX_ROWS: return torch._weight_int8pack_mm(x.to(torch.bfloat16).contiguous(), self.q, self.s).to(x.dtype)
+        if self.q4 is not None and x.shape[0] <= INT4_MAX_ROWS:
+            return torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16).contiguous(), self.q4, self.group, self.sz).to(x.dtype)
         return x @ self.t
 
 class LeanLlama:
@@ -318,10 +327,11 @@ class LeanLlama:
         self.H, self.KV = c.num_attention_heads, c.num_key_value_heads
         self.D = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
         self.eps, self.emb, self.dtype = c.rms_norm_eps, inner.embed_tokens.weight.detach(), inner.embed_tokens.weight.dtype
-        self.layers = [(l.input_layernorm.weight.detach(), _Weight(l.self_attn.q_proj, l.self_attn.k_proj, l.self_attn.v_proj),
-                        _Weight(l.self_attn.o_proj), l.post_attention_layernorm.weight.detach(),
-                        _Weight(l.mlp.gate_proj, l.mlp.up_proj), _Weight(l.mlp.down_proj)) for l in inner.layers]
-        self.norm, self.head = inner.norm.weight.detach(), _Weight(model.lm_head)
+        W = functools.partial(_Weight, dtype=self.dtype)  # the activations' type: the embeddings'
+        self.layers = [(l.input_layernorm.weight.detach(), W(l.self_attn.q_proj, l.self_attn.k_proj, l.self_attn.v_proj),
+                        W(l.self_attn.o_proj), l.post_attention_layernorm.weight.detach(),
+                        W(l.mlp.gate_proj, l.mlp.up_proj), W(l.mlp.down_proj)) for l in inner.layers]
+        self.norm, self.head = inner.norm.weight.detach(), W(model.lm_head)
         rot = inner.rotary_emb
         self.inv_freq, self.rope_scale, self._cos, self._sin = rot.inv_freq.float(), getattr(rot, "attention_scaling", 1.0), None, None
 
