@@ -220,6 +220,9 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list = (), verbose:
     args = _sft_config(cfg, run_dir, device, _setup_wandb(cfg), len(val_ds) if val_ds else 0)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tok,
                          peft_config=lora, callbacks=[HistoryCallback(run_dir/"history.csv"), *callbacks])
+    if device == "cpu" and (dt := compute_dtype(device)) != torch.bfloat16:  # TRL makes a 4-bit model's LoRA weights bfloat16 (the QLoRA
+        for p in trainer.model.parameters():                                 # paper's choice), emulated and slow on a CPU without it
+            if p.requires_grad: p.data = p.data.to(dt)
     if not verbose: trainer.remove_callback(PrinterCallback); trainer.remove_callback(ProgressCallback)
     return trainer
 
