@@ -337,7 +337,7 @@ def add_follow_ups(train: list, # training records (one-call template ones get a
         q = x["query"].rstrip(" ?!.,") + joint + (f[:1].upper() + f[1:] if joint == ". " else f)
         if normalize_query(q) in seen: continue
         seen.add(normalize_query(q))
-        meta = {k: x["meta"][k] for k in ("template", "pattern", "hard") if k in x["meta"]}  # its group: it stays in train
+        meta = {key: x["meta"][key] for key in ("template", "pattern", "hard") if key in x["meta"]}  # its group: it stays in train
         out.append({"id": f"fup-{len(out):05d}", "query": q, "calls": x["calls"], "category": x["category"], "source": "template",
                     "meta": {**meta, "aug": [*x["meta"].get("aug", []), "follow_up"], "follow_up_of": x["id"]}})
     return out

@@ -17,10 +17,10 @@ from .merge import merged_model, load_adapted, run_base
 from .dataset import load_split, DatasetError
 
 # %% auto #0
-__all__ = ['DTYPES', 'INT4_GROUP', 'INT4_FILE', 'INT8_MAX_ROWS', 'INT4_MAX_ROWS', 'RouteResult', 'load_router_model',
-           'WeightInt8Linear', 'int4_pack', 'int4_scales_zeros', 'WeightInt4Linear', 'set_precision', 'input_hessians',
-           'gptq', 'quantize_run', 'load_int4', 'saved_int4', 'KVBuffer', 'LeanLlama', 'Router', 'answer_table',
-           'numeric_arguments', 'crop_cache', 'route_lines', 'route_cli', 'quantize_cli', 'benchmark']
+__all__ = ['DTYPES', 'INT4_GROUP', 'INT4_FILE', 'INT8_MAX_ROWS', 'INT4_MAX_ROWS', 'RouteResult', 'load_router_model', 'int8_mm',
+           'int4_mm', 'WeightInt8Linear', 'int4_pack', 'int4_scales_zeros', 'WeightInt4Linear', 'set_precision',
+           'input_hessians', 'gptq', 'quantize_run', 'load_int4', 'saved_int4', 'KVBuffer', 'LeanLlama', 'Router',
+           'answer_table', 'numeric_arguments', 'crop_cache', 'route_lines', 'route_cli', 'quantize_cli', 'benchmark']
 
 # %% ../nbs/07_router.ipynb #8fef19b1
 @dataclass
@@ -70,6 +70,14 @@ def load_router_model(path: str, device: str = "cpu", nf4: bool = False):
 # %% ../nbs/07_router.ipynb #b8227be1
 DTYPES = ("bfloat16", "float32", "int8", "int4", "nf4")
 
+def int8_mm(x, weight, scales):
+    "`x` (rows, inputs) times int8 `weight` with per-row `scales`: PyTorch's int8 kernel, fed bfloat16 (its fast type on every CPU); the result in `x`'s type."
+    return torch._weight_int8pack_mm(x.to(torch.bfloat16).contiguous(), weight, scales).to(x.dtype)
+
+def int4_mm(x, packed, group, scales_zeros):
+    "`x` (rows, inputs) times packed int4 weights: PyTorch's int4 kernel, fed bfloat16 (its fast type on every CPU); the result in `x`'s type."
+    return torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16).contiguous(), packed, group, scales_zeros).to(x.dtype)
+
 class _KernelBuffers(torch.nn.Module):
     "A quantised layer whose scales and bias stay in bfloat16, the type its kernel is fast in, whatever `.to(dtype)` the model gets."
     def _apply(self, fn, recurse=True):
@@ -89,7 +97,7 @@ class WeightInt8Linear(_KernelBuffers):
         self.register_buffer("bias", None if lin.bias is None else lin.bias.detach().to(torch.bfloat16))
         self.in_features, self.out_features = lin.in_features, lin.out_features
     def forward(self, x):
-        y = torch._weight_int8pack_mm(x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous(), self.weight, self.scales).to(x.dtype)
+        y = int8_mm(x.reshape(-1, self.in_features), self.weight, self.scales)
         y = y.reshape(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
@@ -126,7 +134,7 @@ class WeightInt4Linear(_KernelBuffers):
         c = self.codes.float().reshape(self.out_features, -1, self.group)
         return ((c - 8) * s[..., None] + z[..., None]).reshape(self.out_features, self.in_features).to(dtype)
     def forward(self, x):
-        y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous(), self.packed, self.group, self.scales_zeros).to(x.dtype)
+        y = int4_mm(x.reshape(-1, self.in_features), self.packed, self.group, self.scales_zeros)
         y = y.reshape(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
@@ -314,10 +322,9 @@ class _Weight:
             self.sz, self.group = torch.cat([l.scales_zeros for l in layers], 1), layers[0].group
             self.t = torch.cat([l.dequantised(dtype) for l in layers]).t().contiguous()
         else: self.t = torch.cat([l.dequantised(dtype) if isinstance(l, WeightInt4Linear) else l.weight.detach().to(dtype) for l in layers]).t().contiguous()
-    def __call__(self, x):  # the kernels take bfloat16 (their fast type on every CPU); `.to` is free when x is bfloat16 already
-        if self.q is not None and x.shape[0] <= INT8_MAX_ROWS: return torch._weight_int8pack_mm(x.to(torch.bfloat16).contiguous(), self.q, self.s).to(x.dtype)
-        if self.q4 is not None and x.shape[0] <= INT4_MAX_ROWS:
-            return torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16).contiguous(), self.q4, self.group, self.sz).to(x.dtype)
+    def __call__(self, x):
+        if self.q is not None and x.shape[0] <= INT8_MAX_ROWS: return int8_mm(x, self.q, self.s)
+        if self.q4 is not None and x.shape[0] <= INT4_MAX_ROWS: return int4_mm(x, self.q4, self.group, self.sz)
         return x @ self.t
 
 class LeanLlama:
