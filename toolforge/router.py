@@ -8,6 +8,7 @@ import os, sys, re, json, time, argparse, inspect, functools, hashlib, warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import List, Optional
 import yaml, torch, numpy as np
 from .models import quiet_loading, load_base, resolve_model, cpu_dtype, ModelError, EMBEDDED, HUB_MODELS
 from .catalog import Catalog, ToolCall, load_catalog
@@ -19,7 +20,8 @@ from .dataset import load_split, DatasetError
 # %% auto #0
 __all__ = ['DTYPES', 'INT4_GROUP', 'INT4_FILE', 'INT8_MAX_ROWS', 'INT4_MAX_ROWS', 'RouteResult', 'load_router_model', 'int8_mm',
            'int4_mm', 'WeightInt8Linear', 'int4_pack', 'int4_scales_zeros', 'WeightInt4Linear', 'set_precision',
-           'input_hessians', 'gptq', 'quantize_run', 'load_int4', 'saved_int4', 'KVBuffer', 'LeanLlama', 'Router',
+           'input_hessians', 'gptq', 'quantize_run', 'load_int4', 'saved_int4', 'KVBuffer',
+           'int8_activations_supported', 'int8_activations_default', 'int8_packed', 'LeanLlama', 'Router',
            'answer_table', 'numeric_arguments', 'crop_cache', 'route_lines', 'route_cli', 'quantize_cli', 'benchmark']
 
 # %% ../nbs/07_router.ipynb #8fef19b1
@@ -70,11 +72,11 @@ def load_router_model(path: str, device: str = "cpu", nf4: bool = False):
 # %% ../nbs/07_router.ipynb #b8227be1
 DTYPES = ("bfloat16", "float32", "int8", "int4", "nf4")
 
-def int8_mm(x, weight, scales):
+def int8_mm(x: torch.Tensor, weight: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     "`x` (rows, inputs) times int8 `weight` with per-row `scales`: PyTorch's int8 kernel, fed bfloat16 (its fast type on every CPU); the result in `x`'s type."
     return torch._weight_int8pack_mm(x.to(torch.bfloat16).contiguous(), weight, scales).to(x.dtype)
 
-def int4_mm(x, packed, group, scales_zeros):
+def int4_mm(x: torch.Tensor, packed: torch.Tensor, group: int, scales_zeros: torch.Tensor) -> torch.Tensor:
     "`x` (rows, inputs) times packed int4 weights: PyTorch's int4 kernel, fed bfloat16 (its fast type on every CPU); the result in `x`'s type."
     return torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16).contiguous(), packed, group, scales_zeros).to(x.dtype)
 
@@ -310,37 +312,114 @@ class KVBuffer:
         grow = lambda t: torch.cat([t, t.new_zeros(*t.shape[:2], max(n, 2 * t.shape[2]) - t.shape[2], t.shape[3])], 2)
         self.k, self.v = grow(self.k), grow(self.v)
 
+@functools.cache
+def int8_activations_supported() -> bool:
+    "Whether PyTorch's quantised engine here (fbgemm on x86, QNNPACK on ARM) multiplies int8 activations by int8 weights (`torch.ops.quantized.linear_dynamic`) and gets the product right."
+    try:
+        w, x = torch.linspace(-1, 1, 64 * 32).reshape(64, 32), torch.linspace(-2, 2, 3 * 32).reshape(3, 32)
+        y, ref = torch.ops.quantized.linear_dynamic(x, int8_packed(w), True), x @ w.t()
+        return bool((y - ref).abs().max() < 0.05 * ref.abs().max())
+    except Exception: return False  # a build without the engine, or a platform it does not cover
+
+def int8_activations_default() -> bool:
+    "Whether a router with quantised weights multiplies with int8 activations: `TOOLFORGE_INT8_ACTIVATIONS` (1 or 0) when set, else on a CPU without native bfloat16 (`cpu_dtype`) whose engine can."
+    forced = os.environ.get("TOOLFORGE_INT8_ACTIVATIONS", "").strip()
+    if forced:
+        if forced not in ("0", "1"): raise ModelError(f"TOOLFORGE_INT8_ACTIVATIONS must be 0 or 1, got {forced!r}")
+        return forced == "1" and int8_activations_supported()
+    return cpu_dtype() == torch.float32 and int8_activations_supported()
+
+def int8_packed(w: torch.Tensor = None, # (outputs, inputs) weights, rounded to int8 with one scale per output row
+                q: torch.Tensor = None, scales: torch.Tensor = None, # or weights already so: int8 codes and their row scales
+               ):
+    "Int8 weights packed for `torch.ops.quantized.linear_dynamic`, which quantises each input to int8 as it comes (one scale a pass)."
+    if q is None:
+        scales = (w.float().abs().amax(1) / 127).clamp(min=1e-12)
+        q = torch.round(w.float() / scales[:, None]).clamp(-127, 127).to(torch.int8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch deprecates quantised tensors; they are still the only way into this kernel
+        qt = torch._make_per_channel_quantized_tensor(q, scales.double(), torch.zeros(q.shape[0], dtype=torch.long), 0)
+    return torch.ops.quantized.linear_prepack(qt, None)
+
 class _Weight:
-    "One projection's weights: the int8 or int4 kernel's operands when quantised, and a (dequantised) transposed matrix for longer passes."
-    def __init__(self, *layers, dtype=torch.bfloat16):  # `dtype`: the activations'
-        self.q = self.q4 = None
-        if all(isinstance(l, WeightInt8Linear) for l in layers):
-            self.q, self.s = torch.cat([l.weight for l in layers]), torch.cat([l.scales for l in layers])
-            self.t = (self.q.to(dtype) * self.s[:, None].to(dtype)).t().contiguous()
+    "One projection's weights as `_project` takes them: `w`, a transposed matrix (dequantised, for longer passes) and the int8 or int4 kernel's operands; or `packed`, int8 weights for int8 activations."
+    def __init__(self, *layers, dtype=torch.bfloat16, int8_activations: bool = False):  # `dtype`: the activations'
+        self.w, self.packed, self.group = [], None, 0
+        int8 = all(isinstance(l, WeightInt8Linear) for l in layers)
+        if int8_activations and int8:  # the same int8 weights
+            self.packed = int8_packed(q=torch.cat([l.weight for l in layers]), scales=torch.cat([l.scales for l in layers]).float())
+        elif int8_activations:  # int4 or float weights, rounded to int8 (an int4 weight moves by at most 1/254 of its row's largest)
+            self.packed = int8_packed(torch.cat([l.dequantised(torch.float32) if isinstance(l, WeightInt4Linear) else l.weight.detach() for l in layers]))
+        elif int8:
+            q, s = torch.cat([l.weight for l in layers]), torch.cat([l.scales for l in layers])
+            self.w = [(q.to(dtype) * s[:, None].to(dtype)).t().contiguous(), q, s]
         elif all(isinstance(l, WeightInt4Linear) for l in layers) and len({l.group for l in layers}) == 1:
-            self.q4 = int4_pack(torch.cat([l.codes for l in layers])) if len(layers) > 1 else layers[0].packed
-            self.sz, self.group = torch.cat([l.scales_zeros for l in layers], 1), layers[0].group
-            self.t = torch.cat([l.dequantised(dtype) for l in layers]).t().contiguous()
-        else: self.t = torch.cat([l.dequantised(dtype) if isinstance(l, WeightInt4Linear) else l.weight.detach().to(dtype) for l in layers]).t().contiguous()
-    def __call__(self, x):
-        if self.q is not None and x.shape[0] <= INT8_MAX_ROWS: return int8_mm(x, self.q, self.s)
-        if self.q4 is not None and x.shape[0] <= INT4_MAX_ROWS: return int4_mm(x, self.q4, self.group, self.sz)
-        return x @ self.t
+            q4 = int4_pack(torch.cat([l.codes for l in layers])) if len(layers) > 1 else layers[0].packed
+            self.w = [torch.cat([l.dequantised(dtype) for l in layers]).t().contiguous(), q4, torch.cat([l.scales_zeros for l in layers], 1)]
+            self.group = layers[0].group
+        else: self.w = [torch.cat([l.dequantised(dtype) if isinstance(l, WeightInt4Linear) else l.weight.detach().to(dtype) for l in layers]).t().contiguous()]
+    def __call__(self, x): return _project(x, self.w, self.packed, self.group, INT8_MAX_ROWS, INT4_MAX_ROWS)
+
+def _project(x: torch.Tensor, w: List[torch.Tensor], packed: Optional[torch.classes.quantized.LinearPackedParamsBase],
+             group: int, int8_rows: int, int4_rows: int) -> torch.Tensor:
+    "`x` times one projection's weights (`_Weight`): with int8 activations, or by the int8 or int4 kernel up to its row limit, else by the matrix `w[0]`."
+    if packed is not None: return torch.ops.quantized.linear_dynamic(x.float(), packed, True).to(x.dtype)
+    if len(w) == 3 and w[1].dtype == torch.int8 and x.shape[0] <= int8_rows: return int8_mm(x, w[1], w[2])
+    if len(w) == 3 and w[1].dtype != torch.int8 and x.shape[0] <= int4_rows: return int4_mm(x, w[1], group, w[2])
+    return x @ w[0]
+
+def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    "RMS normalisation as transformers' Llama computes it: in float32, the weight applied in the activations' type."
+    h = x.float()
+    return w * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+
+def _layers(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: Optional[torch.Tensor], K: torch.Tensor, V: torch.Tensor,
+            n0: int, n1: int, H: int, KV: int, D: int, eps: float, norms: List[torch.Tensor], W: List[List[torch.Tensor]],
+            P: List[Optional[torch.classes.quantized.LinearPackedParamsBase]], group: int, int8_rows: int, int4_rows: int) -> torch.Tensor:
+    "`LeanLlama`'s decoder layers over `x` (tokens, hidden), writing keys and values at positions `n0` to `n1` of `K` and `V`; a layer's `norms` are 2 and its projections (`W`, `P`) 4: queries-keys-values, output, gate-up, down."
+    T = x.shape[0]
+    for i in range(len(norms) // 2):
+        qkv = _project(_rms(x, norms[2 * i], eps), W[4 * i], P[4 * i], group, int8_rows, int4_rows)
+        qk, v = qkv[:, :(H + KV) * D].view(T, H + KV, D), qkv[:, (H + KV) * D:].view(T, KV, D)
+        half = qk.chunk(2, -1)
+        qk = (qk * cos + torch.cat([-half[1], half[0]], -1) * sin).transpose(0, 1)  # the rotary embedding of queries and keys at once
+        K[i, :, n0:n1] = qk[H:]
+        V[i, :, n0:n1] = v.transpose(0, 1)
+        a = torch.nn.functional.scaled_dot_product_attention(qk[:H].unsqueeze(0), K[i:i + 1, :, :n1], V[i:i + 1, :, :n1],
+                                                             attn_mask=mask, enable_gqa=True)
+        x = x + _project(a[0].transpose(0, 1).reshape(T, H * D), W[4 * i + 1], P[4 * i + 1], group, int8_rows, int4_rows)
+        gu = _project(_rms(x, norms[2 * i + 1], eps), W[4 * i + 2], P[4 * i + 2], group, int8_rows, int4_rows).chunk(2, -1)
+        x = x + _project(torch.nn.functional.silu(gu[0]) * gu[1], W[4 * i + 3], P[4 * i + 3], group, int8_rows, int4_rows)
+    return x
+
+@functools.cache
+def _compiled_layers():
+    "`_layers` compiled by TorchScript (once, in about a second), which runs its small operations without Python between them; None where it cannot."
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit is deprecated for torch.compile, which needs a C++ compiler and compiles each shape
+            return torch.jit.script(_layers)
+    except Exception: return None  # then `_layers` runs as Python: the same operations, slower
 
 class LeanLlama:
-    "The forward pass of a Llama-architecture causal LM for one sequence on a CPU, in a few fused operations a layer."
-    def __init__(self, model):
+    "The forward pass of a Llama-architecture causal LM for one sequence on a CPU, in a few fused operations a layer, compiled."
+    def __init__(self, model, int8_activations: bool = False):
         c, inner = model.config, model.model
         self.H, self.KV = c.num_attention_heads, c.num_key_value_heads
         self.D = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
         self.eps, self.emb, self.dtype = c.rms_norm_eps, inner.embed_tokens.weight.detach(), inner.embed_tokens.weight.dtype
-        W = functools.partial(_Weight, dtype=self.dtype)  # the activations' type: the embeddings'
+        self.int8_activations = int8_activations
+        W = functools.partial(_Weight, dtype=self.dtype, int8_activations=int8_activations)  # the activations' type: the embeddings'
         self.layers = [(l.input_layernorm.weight.detach(), W(l.self_attn.q_proj, l.self_attn.k_proj, l.self_attn.v_proj),
                         W(l.self_attn.o_proj), l.post_attention_layernorm.weight.detach(),
                         W(l.mlp.gate_proj, l.mlp.up_proj), W(l.mlp.down_proj)) for l in inner.layers]
+        self.norms = [n for l in self.layers for n in (l[0], l[3])]
+        ws = [w for l in self.layers for w in (l[1], l[2], l[4], l[5])]
+        self.W, self.P, self.group = [w.w for w in ws], [w.packed for w in ws], max(w.group for w in ws)
         self.norm, self.head = inner.norm.weight.detach(), W(model.lm_head)
         rot = inner.rotary_emb
         self.inv_freq, self.rope_scale, self._cos, self._sin = rot.inv_freq.float(), getattr(rot, "attention_scaling", 1.0), None, None
+        self.compiled = _compiled_layers() is not None
 
     @staticmethod
     def supports(model) -> bool:
@@ -360,33 +439,19 @@ class LeanLlama:
             self._cos, self._sin = (e.cos() * self.rope_scale).to(self.dtype), (e.sin() * self.rope_scale).to(self.dtype)
         return self._cos, self._sin
 
-    def _rms(self, x, w):
-        h = x.float()
-        return w * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
-
-    @torch.no_grad()
     def __call__(self, ids: list, cache: KVBuffer = None, last_only: bool = False) -> tuple:
         "(logits, cache) of the tokens `ids` after `cache` (a new one when None), like `_forward`."
-        cache = cache if cache is not None else self.new_cache(len(ids))
-        T, H, KV, D, n0 = len(ids), self.H, self.KV, self.D, cache.n
-        n1 = n0 + T; cache.reserve(n1)
-        cos, sin = (t[n0:n1] for t in self._rope(n1))
-        mask = torch.ones(T, n1, dtype=torch.bool).tril(n0) if T > 1 else None  # causal within the pass, all of the cache before it
-        x = self.emb[torch.tensor(ids)]
-        def rotate(t):
-            a, b = t.chunk(2, -1)
-            return t * cos + torch.cat([-b, a], -1) * sin
-        for i, (ln1, qkv, o, ln2, gate_up, down) in enumerate(self.layers):
-            q, k, v = qkv(self._rms(x, ln1)).split([H * D, KV * D, KV * D], -1)
-            q, k = rotate(q.view(T, H, D).transpose(0, 1)), rotate(k.view(T, KV, D).transpose(0, 1))
-            cache.k[i, :, n0:n1], cache.v[i, :, n0:n1] = k, v.view(T, KV, D).transpose(0, 1)
-            a = torch.nn.functional.scaled_dot_product_attention(q[None], cache.k[i:i + 1, :, :n1], cache.v[i:i + 1, :, :n1],
-                                                                 attn_mask=mask, enable_gqa=True)
-            x = x + o(a[0].transpose(0, 1).reshape(T, H * D))
-            g, u = gate_up(self._rms(x, ln2)).chunk(2, -1)
-            x = x + down(torch.nn.functional.silu(g) * u)
-        cache.n = n1
-        return self.head(self._rms(x[-1:] if last_only else x, self.norm)), cache
+        with torch.inference_mode():  # no autograd bookkeeping at all, cheaper than no_grad for small operations
+            cache = cache if cache is not None else self.new_cache(len(ids))
+            T, n0 = len(ids), cache.n
+            n1 = n0 + T; cache.reserve(n1)
+            cos, sin = (t[n0:n1, None] for t in self._rope(n1))  # (tokens, 1, head_dim): the same for every head
+            mask = torch.ones(T, n1, dtype=torch.bool).tril(n0) if T > 1 else None  # causal within the pass, all of the cache before it
+            layers = _compiled_layers() if self.compiled else _layers
+            x = layers(self.emb[torch.tensor(ids)], cos, sin, mask, cache.k, cache.v, n0, n1, self.H, self.KV, self.D, self.eps,
+                       self.norms, self.W, self.P, self.group, INT8_MAX_ROWS, INT4_MAX_ROWS)
+            cache.n = n1
+            return self.head(_rms(x[-1:] if last_only else x, self.norm, self.eps)), cache
 
 
 # %% ../nbs/07_router.ipynb #60f5fb0c
@@ -408,9 +473,13 @@ class Router:
                  max_query_tokens: int = 384, draft_tokens: int = 3, constrain: bool = None, lean: bool = True,
                  answers: list = None,  # answer texts to draft from (a run's `answers.json`, its training answers)
                  known: bool = None,  # time zones and language codes only among those the query can mean (00a_places); default: when constrained
-                 vocabulary: bool = True):  # free-text values only in the query's words and those of the training `answers` (03a_chat)
+                 vocabulary: bool = True,  # free-text values only in the query's words and those of the training `answers` (03a_chat)
+                 int8_activations: bool = None):  # quantised weights times int8 activations (`LeanLlama`); default: `int8_activations_default()`
         self.model, self.tok, self.catalog = model.eval(), tokenizer, catalog or load_catalog()
-        self.net = LeanLlama(model) if lean and LeanLlama.supports(model) else model  # what runs the forward passes
+        if int8_activations is None:
+            int8_activations = int8_activations_default() and any(isinstance(m, (WeightInt8Linear, WeightInt4Linear)) for m in model.modules())
+        self.net = LeanLlama(model, int8_activations) if lean and LeanLlama.supports(model) else model  # what runs the forward passes
+        self.int8_activations = isinstance(self.net, LeanLlama) and int8_activations
         self.zero_shot, self.max_query_tokens, self.draft_tokens = zero_shot, max_query_tokens, draft_tokens
         self.weights = "as given"  # what `from_pretrained` loaded: int4 (GPTQ or rounded), int8, bfloat16, float32 or nf4
         self.copy_values = False  # draft a value's rest from the query's characters (`_value_draft`): off, the structured and token drafts take fewer passes
@@ -462,6 +531,7 @@ def _from_pretrained(cls, path: str, # a run folder, a model folder, or a base m
     cat = load_catalog(catalog) if isinstance(catalog, (str, Path)) else (catalog or run_catalog)
     router = cls(model, tok, cat, zero_shot=zero_shot, **kw)
     router.weights = f"int4 (GPTQ, {Path(path)/INT4_FILE})" if gptq_weights else "int4 (rounded to nearest)" if dtype == "int4" else dtype
+    if router.int8_activations: router.weights += ", int8 activations"
     return router
 
 Router.from_pretrained = _from_pretrained
