@@ -19,8 +19,8 @@ from .dataset import load_split, DatasetError
 
 # %% auto #0
 __all__ = ['DTYPES', 'INT4_GROUP', 'INT4_FILE', 'INT8_MAX_ROWS', 'INT4_MAX_ROWS', 'RouteResult', 'load_router_model', 'int8_mm',
-           'int4_mm', 'WeightInt8Linear', 'int4_pack', 'int4_scales_zeros', 'WeightInt4Linear', 'set_precision',
-           'input_hessians', 'gptq', 'quantize_run', 'load_int4', 'saved_int4', 'KVBuffer',
+           'int4_mm', 'int8_quantise', 'WeightInt8Linear', 'int4_pack', 'int4_scales_zeros', 'WeightInt4Linear',
+           'set_precision', 'input_hessians', 'gptq', 'quantize_run', 'load_int4', 'saved_int4', 'KVBuffer',
            'int8_activations_supported', 'int8_activations_default', 'int8_packed', 'LeanLlama', 'Router',
            'answer_table', 'numeric_arguments', 'crop_cache', 'route_lines', 'route_cli', 'quantize_cli', 'benchmark']
 
@@ -80,6 +80,12 @@ def int4_mm(x: torch.Tensor, packed: torch.Tensor, group: int, scales_zeros: tor
     "`x` (rows, inputs) times packed int4 weights: PyTorch's int4 kernel, fed bfloat16 (its fast type on every CPU); the result in `x`'s type."
     return torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16).contiguous(), packed, group, scales_zeros).to(x.dtype)
 
+def int8_quantise(w: torch.Tensor) -> tuple:
+    "(int8 codes, float32 scales) of (outputs, inputs) weights rounded to 127 steps either side of zero, one scale per output row."
+    w = w.detach().float()
+    scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127
+    return torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8), scale
+
 class _KernelBuffers(torch.nn.Module):
     "A quantised layer whose scales and bias stay in bfloat16, the type its kernel is fast in, whatever `.to(dtype)` the model gets."
     def _apply(self, fn, recurse=True):
@@ -92,9 +98,8 @@ class WeightInt8Linear(_KernelBuffers):
     "A Linear layer with int8 weights (one scale per output row): PyTorch's int8 kernel, in bfloat16; the output in the input's type."
     def __init__(self, lin: torch.nn.Linear):
         super().__init__()
-        w = lin.weight.detach().float()
-        scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127
-        self.register_buffer("weight", torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8))
+        q, scale = int8_quantise(lin.weight)
+        self.register_buffer("weight", q)
         self.register_buffer("scales", scale.to(torch.bfloat16))
         self.register_buffer("bias", None if lin.bias is None else lin.bias.detach().to(torch.bfloat16))
         self.in_features, self.out_features = lin.in_features, lin.out_features
@@ -333,9 +338,7 @@ def int8_packed(w: torch.Tensor = None, # (outputs, inputs) weights, rounded to 
                 q: torch.Tensor = None, scales: torch.Tensor = None, # or weights already so: int8 codes and their row scales
                ):
     "Int8 weights packed for `torch.ops.quantized.linear_dynamic`, which quantises each input to int8 as it comes (one scale a pass)."
-    if q is None:
-        scales = (w.float().abs().amax(1) / 127).clamp(min=1e-12)
-        q = torch.round(w.float() / scales[:, None]).clamp(-127, 127).to(torch.int8)
+    if q is None: q, scales = int8_quantise(w)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PyTorch deprecates quantised tensors; they are still the only way into this kernel
         qt = torch._make_per_channel_quantized_tensor(q, scales.double(), torch.zeros(q.shape[0], dtype=torch.long), 0)
