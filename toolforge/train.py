@@ -40,6 +40,7 @@ class TrainConfig:
     lr_scheduler: str = "cosine"  # transformers scheduler name
     warmup_ratio: float = 0.05  # fraction of steps spent warming up
     weight_decay: float = 0.0  # AdamW weight decay
+    neftune_alpha: typing.Optional[float] = None  # NEFTune: uniform noise of this scale on the input embeddings while training (Jain et al. 2023; 5 in the paper); None: off
     batch_size: int = 8  # examples per device per step
     grad_accum: int = 1  # gradient accumulation steps
     epochs: float = 1.0  # passes over the training split
@@ -165,6 +166,7 @@ def _sft_config(cfg: TrainConfig, run_dir: Path, device: str, report_to: list, n
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size * 2,
         gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,  # transformers 5: a float < 1 warmup is a ratio
+        neftune_noise_alpha=cfg.neftune_alpha,
         logging_steps=cfg.logging_steps, eval_strategy="steps" if n_eval and cfg.eval_steps else "no", eval_steps=cfg.eval_steps or None,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
         bf16=dt == torch.bfloat16, fp16=dt == torch.float16, use_cpu=device == "cpu",
@@ -234,6 +236,7 @@ def _peak_memory_mb(device: str) -> float:
 
 def _check_inputs(cfg: TrainConfig):
     if cfg.soup < 1: raise ConfigError(f"config key 'soup' must be a number of trainings >= 1, got {cfg.soup}")
+    if cfg.neftune_alpha is not None and not cfg.neftune_alpha > 0: raise ConfigError(f"config key 'neftune_alpha' must be > 0 (or null: off), got {cfg.neftune_alpha}")
     if not 0 <= cfg.warmup_ratio < 1: raise ConfigError(f"config key 'warmup_ratio' must be in [0, 1), got {cfg.warmup_ratio}")
     for k in ("train_file", "val_file"):
         p = getattr(cfg, k)
