@@ -22,7 +22,8 @@ __all__ = ['DTYPES', 'INT4_GROUP', 'INT4_FILE', 'INT8_MAX_ROWS', 'INT4_MAX_ROWS'
            'int4_mm', 'int8_quantise', 'WeightInt8Linear', 'int4_pack', 'int4_scales_zeros', 'WeightInt4Linear',
            'set_precision', 'input_hessians', 'gptq', 'quantize_run', 'load_int4', 'saved_int4', 'KVBuffer',
            'int8_activations_supported', 'int8_activations_default', 'int8_packed', 'LeanLlama', 'Router',
-           'answer_table', 'numeric_arguments', 'crop_cache', 'route_lines', 'route_cli', 'quantize_cli', 'benchmark']
+           'answer_table', 'numeric_arguments', 'crop_cache', 'unshout', 'route_lines', 'route_cli', 'quantize_cli',
+           'benchmark']
 
 # %% ../nbs/07_router.ipynb #8fef19b1
 @dataclass
@@ -677,14 +678,24 @@ def _decode(self: Router, ids: list, query_ids: list, max_new: int) -> tuple:
 
 Router._decode = _decode
 
+# %% ../nbs/07_router.ipynb #75430703
+_URL = re.compile(r"https?://\S+", re.I)
+
+def unshout(query: str) -> str:
+    "`query` in lower case, its URLs kept, when it is written in capitals (4+ letters, at least 3 in 4 of them upper case); else `query` as it is."
+    letters = [c for c in _URL.sub("", query) if c.isalpha()]
+    if len(letters) < 4 or sum(c.isupper() for c in letters) < 0.75 * len(letters): return query
+    return "".join(p if _URL.fullmatch(p) else p.lower() for p in re.split(r"(https?://\S+)", query, flags=re.I))
+
 # %% ../nbs/07_router.ipynb #8c55bc69
 def _route_detailed(self: Router, query: str) -> RouteResult:
     "Route one query; the result carries the calls, anything dropped, and the latency."
     t0 = time.perf_counter()
     q = "" if query is None else str(query)
     if not q.strip(): return RouteResult(query=q, latency_ms=(time.perf_counter() - t0) * 1000)
-    q_ids = self.tok(q, add_special_tokens=False)["input_ids"]
-    text = q if len(q_ids) <= self.max_query_tokens else self.tok.decode(q_ids[:self.max_query_tokens])
+    text = unshout(q)  # what the model reads; the result keeps `q`
+    q_ids = self.tok(text, add_special_tokens=False)["input_ids"]
+    if len(q_ids) > self.max_query_tokens: text = self.tok.decode(q_ids[:self.max_query_tokens])
     q_ids = q_ids[:self.max_query_tokens]
     out, passes = self._decode(self._prompt(text), q_ids, min(32 + 2 * len(q_ids), 512))
     raw = self.tok.decode([t for t in out if t not in self.eos], skip_special_tokens=True)
