@@ -4,12 +4,12 @@
 
 # %% ../nbs/03a_chat.ipynb #0d174d74
 from __future__ import annotations
-import json, re, difflib, functools
+import json, re, ast, difflib, functools
 import regex
 from dataclasses import dataclass, field
 from pathlib import Path
 from bisect import bisect_left
-from .catalog import Catalog, ToolCall, default_catalog, SchemaValidator, TIME_ZONES, LANGUAGE_CODES
+from .catalog import Catalog, ToolCall, default_catalog, SchemaValidator, TIME_ZONES, LANGUAGE_CODES, CALC_PATTERN
 from .places import query_time_zones, query_languages, query_dates, query_times, reads_english, query_number_values
 
 # %% auto #0
@@ -202,6 +202,17 @@ def _types(schema: dict) -> set:
     t = schema.get("type")
     return set(t) if isinstance(t, list) else ({t} if t else set())
 
+def _arithmetic_fits(v: str, done: bool) -> bool:
+    "Whether arithmetic expression `v` parses as Python (when `done`), or so far closes no parenthesis it did not open."
+    depth = 0
+    for ch in v:
+        depth += (ch == "(") - (ch == ")")
+        if depth < 0: return False
+    if not done: return True
+    try: ast.parse(v, mode="eval")
+    except (SyntaxError, ValueError): return False
+    return True
+
 def _plain_fits(v: str, schema: dict, done: bool) -> bool:
     "Whether string value `v` (finished when `done`) fits `schema`'s own keywords, or can still be extended to."
     opts = [schema["const"]] if "const" in schema else schema.get("enum")
@@ -209,6 +220,7 @@ def _plain_fits(v: str, schema: dict, done: bool) -> bool:
         opts = [o for o in opts if isinstance(o, str)]
         return v in opts if done else any(o.startswith(v) for o in opts)
     if "pattern" in schema and regex.search(schema["pattern"], v, partial=not done) is None: return False
+    if schema.get("pattern") == CALC_PATTERN and not _arithmetic_fits(v, done): return False  # the calculator's expression: a whole one
     for key, names in (("x-iana-timezone", TIME_ZONES), ("x-language-code", LANGUAGE_CODES)):
         if schema.get(key) and not (v in names if done else _starts_one(v, names)): return False
     if done and len(v) < schema.get("minLength", 0): return False
@@ -379,6 +391,7 @@ class _Reader:
                 i = self.value(v0, props.get(key, {}))
                 if self.s[v0] == '"': self.siblings[key] = json.loads(self.s[v0:i])  # what a later argument may depend on
                 if self.at(i) == "}": break
+                if closed and not any(k not in seen and _can_write(p, self.q, self.known) for k, p in props.items()): raise _Bad  # no argument left for a comma
                 i = self.expect(i, ",")
         self.check(start, i + 1, schema, tool)
         return i + 1
