@@ -679,13 +679,14 @@ def _decode(self: Router, ids: list, query_ids: list, max_new: int) -> tuple:
 Router._decode = _decode
 
 # %% ../nbs/07_router.ipynb #75430703
-_URL = re.compile(r"https?://\S+", re.I)
+_URL = re.compile(r"(https?://\S+)", re.I)  # a group: `split` keeps the URLs, at the odd places
 
 def unshout(query: str) -> str:
     "`query` in lower case, its URLs kept, when it is written in capitals (4+ letters, at least 3 in 4 of them upper case); else `query` as it is."
-    letters = [c for c in _URL.sub("", query) if c.isalpha()]
+    parts = _URL.split(query)
+    letters = [c for p in parts[::2] for c in p if c.isalpha()]
     if len(letters) < 4 or sum(c.isupper() for c in letters) < 0.75 * len(letters): return query
-    return "".join(p if _URL.fullmatch(p) else p.lower() for p in re.split(r"(https?://\S+)", query, flags=re.I))
+    return "".join(p if k % 2 else p.lower() for k, p in enumerate(parts))
 
 # %% ../nbs/07_router.ipynb #8c55bc69
 def _route_detailed(self: Router, query: str) -> RouteResult:
