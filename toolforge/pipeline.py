@@ -66,7 +66,7 @@ def run_pipeline(cfg: TrainConfig, # the run's config (its data paths are used f
     else:
         stage("GPTQ int4 weights for the CPU router"); f = quantize_run(run_dir, cfg.train_file, log=stage.out); stage.done(f"wrote {f}")
     ax = plot_history(run_dir, title=cfg.name); ax.figure.tight_layout(); ax.figure.savefig(run_dir/"loss.png", dpi=110)
-    tests = [paths["test"], paths["hard_test"]] + [p for p in [data_dir/"human_test.jsonl"] if p.exists()]  # + the hand-written queries
+    tests = [paths["test"], paths["hard_test"]] + sorted(data_dir.glob("human_test*.jsonl"))  # + the hand-written queries
     stage(f"evaluating on {', '.join(p.stem for p in tests)}" + (" with baselines" if baselines else ""))
     results = evaluate_run(str(run_dir), [str(p) for p in tests], baselines, zero_shot if baselines else 0,
                            str(paths["train"]), str(paths["val"]), progress=sys.stderr.isatty(), max_examples=max_examples, log=stage.out,
