@@ -15,7 +15,7 @@ from .places import query_time_zones, query_languages, query_dates, query_times,
 # %% auto #0
 __all__ = ['NONE_ANSWER', 'ANSWERS_FILE', 'PROMPT_LAYOUT', 'KNOWN_VALUES', 'answer_text', 'write_answers', 'describe_catalog',
            'chat_prompt', 'prompt_ids', 'answer_ids', 'encode_example', 'ParsedAnswer', 'parse_answer', 'AnswerCheck',
-           'value_words', 'answer_check', 'free_text_arguments', 'answer_vocabulary']
+           'value_words', 'answer_check', 'free_text_arguments', 'answer_vocabulary', 'answer_arguments']
 
 # %% ../nbs/03a_chat.ipynb #7194e347
 NONE_ANSWER = "none"
@@ -308,8 +308,9 @@ def _needs_foreign(key: str, props: dict, query: str) -> bool:
 
 class _Reader:
     "Recursive descent over compact JSON: raises `_More` at the end of the text, `_Bad` at the first impossible character."
-    def __init__(self, s: str, query: str, known: bool = False, words: dict = None):
+    def __init__(self, s: str, query: str, known: bool = False, words: dict = None, args: dict = None):
         self.s, self.q, self.known, self.words, self.field, self.siblings, self.foreign = s, query, known, words or {}, None, {}, False
+        self.args = args or {}  # (tool, argument, value) -> the arguments a call with that value may have (`answer_arguments`)
     def at(self, i: int) -> str:
         if i >= len(self.s): raise _More
         return self.s[i]
@@ -375,13 +376,15 @@ class _Reader:
     def obj(self, i: int, schema: dict, tool=None) -> int:
         start, props, seen, self.siblings = i, schema.get("properties", {}), set(), {}
         closed = schema.get("additionalProperties") is False
+        name = tool.name if tool is not None else None
+        taken = lambda k: all(k in self.args[name, a, v] for a, v in self.siblings.items() if (name, a, v) in self.args)  # by the values written so far
         i = self.expect(i, "{")
         if self.at(i) != "}":
             while True:
                 if self.at(i) != '"': raise _Bad
                 j = self.s.find('"', i + 1)
                 key = self.s[i + 1:] if j < 0 else self.s[i + 1:j]
-                fits = [k for k in props if k not in seen and (k == key if j >= 0 else k.startswith(key)) and _can_write(props[k], self.q, self.known)]
+                fits = [k for k in props if k not in seen and (k == key if j >= 0 else k.startswith(key)) and taken(k) and _can_write(props[k], self.q, self.known)]
                 if key in seen or (closed and not fits): raise _Bad
                 if j < 0: raise _More
                 seen.add(key)
@@ -391,7 +394,7 @@ class _Reader:
                 i = self.value(v0, props.get(key, {}))
                 if self.s[v0] == '"': self.siblings[key] = json.loads(self.s[v0:i])  # what a later argument may depend on
                 if self.at(i) == "}": break
-                if closed and not any(k not in seen and _can_write(p, self.q, self.known) for k, p in props.items()): raise _Bad  # no argument left for a comma
+                if closed and not any(k not in seen and taken(k) and _can_write(p, self.q, self.known) for k, p in props.items()): raise _Bad  # no argument left for a comma
                 i = self.expect(i, ",")
         self.check(start, i + 1, schema, tool)
         return i + 1
@@ -412,15 +415,16 @@ def answer_check(text: str, # the answer written so far
                  query: str = "", # the query it answers (`x-from-query` values are pieces of it)
                  known: bool = False, # time zones and language codes only among those the query can mean (`KNOWN_VALUES`)
                  words: dict = None, # (tool, argument) -> the words its values may use besides the query's (`answer_vocabulary`)
+                 args: dict = None, # (tool, argument, value) -> the arguments a call with that value may have (`answer_arguments`)
                 ) -> AnswerCheck:
     "Whether `text` is the start of a valid answer to `query` (`ok`) and whether it is a whole one (`complete`)."
     catalog = catalog or default_catalog()
     if text.endswith("\ufffd"):  # a character whose bytes are not all written yet: fine if a non-ASCII one fits there
         more = {c for c in query if ord(c) > 127 and c != "\ufffd"} | {"\u00e9"}
-        return AnswerCheck(any(answer_check(text[:-1] + c, catalog, query, known, words).ok for c in more))
+        return AnswerCheck(any(answer_check(text[:-1] + c, catalog, query, known, words, args).ok for c in more))
     s = text
     if NONE_ANSWER.startswith(s): return AnswerCheck(True, s == NONE_ANSWER)
-    r, i = _Reader(s, query, known, words), 0
+    r, i = _Reader(s, query, known, words, args), 0
     try:
         while True:
             j = i
@@ -451,3 +455,13 @@ def answer_vocabulary(answers: list, # answer texts (a run's training answers)
             for k, v in c.arguments.items():
                 if (c.name, k) in vocab and isinstance(v, str): vocab[(c.name, k)] |= value_words(v)
     return {k: frozenset(v) for k, v in vocab.items()}
+
+def answer_arguments(answers: list, # answer texts (a run's training answers)
+                     catalog: Catalog = None) -> dict:
+    "(tool, argument, value) -> the arguments that `answers` write in a call with that value, for every required argument with an `enum` (what each `action` takes)."
+    catalog, sets = catalog or default_catalog(), {}
+    for a in answers:
+        for c in parse_answer(a, catalog).calls:
+            for k, v in c.arguments.items():
+                if isinstance(v, str) and k in catalog[c.name].required and "enum" in catalog[c.name].properties.get(k, {}): sets.setdefault((c.name, k, v), set()).update(c.arguments)
+    return {k: frozenset(v) for k, v in sets.items()}

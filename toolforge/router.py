@@ -12,7 +12,7 @@ from typing import List, Optional
 import yaml, torch, numpy as np
 from .models import quiet_loading, load_base, resolve_model, cpu_dtype, ModelError, EMBEDDED, HUB_MODELS
 from .catalog import Catalog, ToolCall, load_catalog
-from .chat import prompt_ids, parse_answer, answer_text, answer_ids, answer_check, answer_vocabulary, encode_example, ANSWERS_FILE, KNOWN_VALUES
+from .chat import prompt_ids, parse_answer, answer_text, answer_ids, answer_check, answer_vocabulary, answer_arguments, encode_example, ANSWERS_FILE, KNOWN_VALUES
 from .places import gazetteer, language_index, query_numbers
 from .merge import merged_model, load_adapted, run_base
 from .dataset import load_split, DatasetError
@@ -477,7 +477,7 @@ class Router:
                  max_query_tokens: int = 384, draft_tokens: int = 3, constrain: bool = None, lean: bool = True,
                  answers: list = None,  # answer texts to draft from (a run's `answers.json`, its training answers)
                  known: bool = None,  # time zones and language codes only among those the query can mean (00a_places); default: when constrained
-                 vocabulary: bool = True,  # free-text values only in the query's words and those of the training `answers` (03a_chat)
+                 vocabulary: bool = True,  # free-text values only in the query's words and those of the training `answers`, and an action's arguments only those they write with it (03a_chat)
                  int8_activations: bool = None):  # quantised weights times int8 activations (`LeanLlama`); default: `int8_activations_default()`
         self.model, self.tok, self.catalog = model.eval(), tokenizer, catalog or load_catalog()
         if int8_activations is None:
@@ -507,6 +507,7 @@ class Router:
         self.newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
         self.numeric = numeric_arguments(answers or [], self.catalog)  # arguments whose values start with a number
         self.vocabulary = answer_vocabulary(answers, self.catalog) if vocabulary and answers else {}  # (tool, argument) -> words
+        self.argument_sets = answer_arguments(answers, self.catalog) if vocabulary and answers else {}  # (tool, argument, value) -> arguments
     def _prompt(self, query: str) -> list: return prompt_ids(query, self.tok, self.catalog, describe_tools=self.zero_shot)
 
 # %% ../nbs/07_router.ipynb #0240554f
@@ -543,8 +544,8 @@ Router.from_pretrained = _from_pretrained
 # %% ../nbs/07_router.ipynb #856538ba
 def _allowed(self: Router, out: list, t: int, query: str) -> bool:
     "Whether token `t` may follow the answer tokens `out` (end-of-turn: only after a complete answer)."
-    if t in self.eos: return answer_check(self.tok.decode(out), self.catalog, query, self.known, self.vocabulary).complete
-    return answer_check(self.tok.decode(out + [t]), self.catalog, query, self.known, self.vocabulary).ok
+    if t in self.eos: return answer_check(self.tok.decode(out), self.catalog, query, self.known, self.vocabulary, self.argument_sets).complete
+    return answer_check(self.tok.decode(out + [t]), self.catalog, query, self.known, self.vocabulary, self.argument_sets).ok
 
 def _pick(self: Router, logits: torch.Tensor, out: list, query: str) -> int:
     "The next token: the most likely one, or, when constrained, the most likely one that keeps the answer valid."
