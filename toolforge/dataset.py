@@ -275,6 +275,12 @@ def _composable(rec: dict, first: bool) -> bool:
     ops = set((rec.get("meta") or {}).get("aug", []))
     return rec["source"] == "template" and len(rec["calls"]) == 1 and not ops & ({"polite", "upper"} if first else {"filler", "context", "polite", "upper"})
 
+def _trimmed(rec: dict, chars: str = " ?!.,") -> str:
+    "The query without its closing punctuation, unless a value its call copies ends in it (\"…take off your shoes.\" stays whole)."
+    q, whole = rec["query"].rstrip(chars), rec["query"]
+    copied = [v for c in rec["calls"] for v in c["arguments"].values() if isinstance(v, str) and v in whole]
+    return q if all(v in q for v in copied) else whole.rstrip()
+
 def compose_multi(train: list, # training records (single-call ones are joined)
                   n: int, # how many to make
                   seed: int = 0, # the same seed gives the same records
@@ -290,7 +296,7 @@ def compose_multi(train: list, # training records (single-call ones are joined)
         a, b = r.choice(firsts), r.choice(seconds)
         if a["calls"][0]["name"] == b["calls"][0]["name"]: continue
         joint = r.choice([j for j in COMPOSE_JOINTS if "calculator" not in (a["category"], b["category"]) or j.strip(" ,") not in ("+", "plus")])
-        qa, qb = a["query"].rstrip(" ?!.") if r.random() < 0.7 else a["query"], b["query"]
+        qa, qb = _trimmed(a, " ?!.") if r.random() < 0.7 else a["query"], b["query"]
         if joint[0] != ".": qb = qb[:1].lower() + qb[1:] if qb[1:2].islower() else qb  # "…, and what's …", not "…, and What's …"
         q = qa + joint + qb
         if normalize_query(q) in seen: continue
@@ -334,7 +340,7 @@ def add_follow_ups(train: list, # training records (one-call template ones get a
         if len(out) == n: break
         x, joint = r.choice(by_tool[tool := tools[k % len(tools)]]), r.choice(FOLLOW_JOINTS)
         f = r.choice(FOLLOW_UPS[tool])
-        q = x["query"].rstrip(" ?!.,") + joint + (f[:1].upper() + f[1:] if joint == ". " else f)
+        q = _trimmed(x) + joint + (f[:1].upper() + f[1:] if joint == ". " else f)
         if normalize_query(q) in seen: continue
         seen.add(normalize_query(q))
         meta = {key: x["meta"][key] for key in ("template", "pattern", "hard") if key in x["meta"]}  # its group: it stays in train
