@@ -499,13 +499,13 @@ def build_splits(sources: list, # JSONL files of records (templates, teacher lab
                  top_up: float = TOP_UP, # add this share of train in `top_up_train` examples to train (0: none)
                  compose: float = COMPOSE, # add this share of train (after the top-up) in `compose_multi` examples (0: none)
                  follow_up: float = FOLLOW_UP, # add this share of train (after composition) in `add_follow_ups` examples (0: none)
-                 held_out: list = None, # files whose queries no split may hold (default: the `human_test*.jsonl` files in `out_dir`)
+                 held_out: list = None, # files whose queries no split may hold (default: the `human_test*.jsonl` files in `out_dir` and beside the sources)
                 ) -> BuildReport:
     "Validate, deduplicate and split `sources`; write `{train,val,test,hard_test}.jsonl` and `README.md` to `out_dir`."
     catalog = _as_catalog(catalog)
     records, report = load_sources(sources, catalog, strict)
     records = deduplicate(records, report)
-    if held_out is None: held_out = sorted(Path(out_dir).glob("human_test*.jsonl"))
+    if held_out is None: held_out = sorted({p.resolve(): p for d in [Path(out_dir), *(Path(s).parent for s in sources)] for p in d.glob("human_test*.jsonl")}.values())
     if missing := [str(p) for p in held_out if not Path(p).is_file()]: raise DatasetError(f"held-out file not found: {missing[0]}")
     held = [r["query"] for p in held_out for r in load_split(p, catalog)]  # a bad line is an error that names it
     keys = {normalize_query(q) for q in held}
