@@ -12,8 +12,8 @@ import torch
 
 # %% auto #0
 __all__ = ['EMBEDDED', 'HUB_MODELS', 'MANIFEST', 'EmbeddedModel', 'ModelError', 'gguf_path', 'quiet_loading', 'cache_root',
-           'cache_problem', 'materialize', 'resolve_model', 'default_device', 'cpu_dtype', 'compute_dtype',
-           'quantization_config', 'load_tokenizer', 'load_base', 'models_cli']
+           'cache_problem', 'materialize', 'resolve_model', 'default_device', 'cpu_dtype', 'native_bf16',
+           'compute_dtype', 'quantization_config', 'load_tokenizer', 'load_base', 'models_cli']
 
 # %% ../nbs/04_models.ipynb #64dea8af
 @dataclass(frozen=True)
@@ -136,12 +136,17 @@ def resolve_model(name: str, cache_dir=None) -> str:
 def default_device() -> str: return "cuda" if torch.cuda.is_available() else "cpu"
 
 def cpu_dtype() -> torch.dtype:
-    "bfloat16 on a CPU that computes it natively (oneDNN's test: AVX-512 or AMX), else float32; `TOOLFORGE_CPU_DTYPE` overrides."
+    "bfloat16 on a CPU with bfloat16 instructions (AVX512-BF16 or AMX-BF16), else float32; `TOOLFORGE_CPU_DTYPE` overrides."
     forced = os.environ.get("TOOLFORGE_CPU_DTYPE", "").strip().lower()
     if forced:
         if forced not in ("bfloat16", "float32"): raise ModelError(f"TOOLFORGE_CPU_DTYPE must be bfloat16 or float32, got {forced!r}")
         return getattr(torch, forced)
-    return torch.bfloat16 if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+    return torch.bfloat16 if native_bf16() else torch.float32
+
+def native_bf16() -> bool:
+    "Whether the CPU has bfloat16 instructions (AVX512-BF16 or AMX-BF16). oneDNN's own test also says yes on AVX-512 without them, where it emulates bfloat16 at a third of float32's speed."
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
 
 def compute_dtype(device: str = None) -> torch.dtype:
     "bfloat16 where supported (Ampere+ GPUs; CPUs as `cpu_dtype` finds), else float16 on a GPU and float32 on a CPU."
