@@ -273,16 +273,24 @@ def _known_fits(v: str, schema: dict, query: str, done: bool, exclude: frozenset
         if schema.get(key) and (values := lookup(query)): return v in values if done else _starts_one(v, values - exclude)
     return True
 
+def _natural_case(w: str) -> bool:
+    "Whether word `w` (or the start of one) is in lower case, upper case or capitalised."
+    return w in (w.lower(), w.upper(), w[:1].upper() + w[1:].lower())
+
 def value_words(text: str) -> set:
-    "The words of `text` in lower case (`casefold`): what the vocabulary of free-text values is made of."
-    return {w.casefold() for w in _WORD_RUN.findall(text)}
+    "The words of `text` in lower case (`casefold`), and as written those in no case of `_natural_case` (\"iPhone\"): what the vocabulary of free-text values is made of."
+    ws = _WORD_RUN.findall(text)
+    return {w.casefold() for w in ws} | {w for w in ws if not _natural_case(w)}
 
 @functools.lru_cache(maxsize=256)
 def _query_words(query: str) -> frozenset: return frozenset(value_words(query))
 
 def _words_fit(v: str, allowed: frozenset, query: str, done: bool) -> bool:
-    "Whether every word of `v` is a word of `query` or of `allowed`, or the start (3+ letters) of a word of `query`; unless `done`, the last one may still be growing into one."
-    ws, q = [w.casefold() for w in _WORD_RUN.findall(v)], _query_words(query)
+    "Whether every word of `v` is a word of `query` or of `allowed`, or the start (3+ letters) of a word of `query`, in lower, upper or capitalised case or as one of them writes it, with no double space the query lacks; unless `done`, the last one may still be growing into one."
+    if "  " in v and "  " not in query: return False
+    raw, q = _WORD_RUN.findall(v), _query_words(query)
+    if not all(_natural_case(w) or _starts_one(w, q) or _starts_one(w, allowed) for w in raw): return False  # not "carbON"
+    ws = [w.casefold() for w in raw]
     growing = bool(ws) and not done and bool(_WORD_RUN.fullmatch(v[-1]))
     whole = lambda w: w in q or w in allowed or (len(w) >= 3 and _starts_one(w, q))  # "delay" for "delayed"
     if not all(whole(w) for w in (ws[:-1] if growing else ws)): return False
