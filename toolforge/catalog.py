@@ -211,6 +211,7 @@ _date = {"x-date": True}  # the value is a calendar date (an extension: see `Too
 _clock = {"x-time": True}  # the value is a time of day (an extension: see `Tool`)
 _other_language = {"x-not-language-of": "text"}  # a note for constrained decoding: not the language the text is in (03a_chat)
 _query_number = {"x-query-number": True}  # a note for constrained decoding: a number the query writes, or its negation (03a_chat)
+_query_numbers = {"x-query-numbers": True}  # a note for constrained decoding: each number in the text is one the query writes, or a whole number up to 100 (03a_chat)
 _obj = lambda props, req: {"type": "object", "properties": props, "required": req, "additionalProperties": False}
 
 CALC_FUNCTIONS = ("sqrt", "log10", "log2", "log", "exp", "sin", "cos", "tan", "floor", "ceil", "factorial", "abs", "round")
@@ -220,7 +221,7 @@ DEFAULT_TOOLS = [
  {"name": "web_search", "description": "Search the web for anything current or time-sensitive: news, prices, scores, opening hours, reviews, local businesses, releases, schedules. Not for stable encyclopedic facts (use wikipedia).",
   "parameters": _obj({"query": _str("The search query, in the user's words, without filler.", minLength=1)}, ["query"])},
  {"name": "calculator", "description": "Evaluate an arithmetic expression. Write it Python-style, with the numbers as the user wrote them: 17/100*2340 (17% of 2340), sqrt(7921), 2**20, (3+4)/2. Not for unit conversions (use unit_converter).",
-  "parameters": _obj({"expression": _str("A Python-style arithmetic expression", minLength=1, pattern=CALC_PATTERN)}, ["expression"])},
+  "parameters": _obj({"expression": _str("A Python-style arithmetic expression", minLength=1, pattern=CALC_PATTERN, **_query_numbers)}, ["expression"])},
  {"name": "weather", "description": "Current weather or forecast for a place. The location is the place as the user wrote it, properly capitalised (Cape Town, New York).",
   "parameters": _obj({"location": _str("City or place, properly capitalised", minLength=1, **_from_query)}, ["location"])},
  {"name": "wikipedia", "description": "Encyclopedic facts about people, places, history, science, works and concepts that do not change from day to day. The query is the article title.",

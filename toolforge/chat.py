@@ -179,7 +179,7 @@ class _Bad(Exception): "The text cannot be continued into a valid answer."
 _NUMBER = {"integer": r"-?(0|[1-9][0-9]*)", "number": r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"}
 _NUM_CHARS = set("-+.eE0123456789")
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-_NOTES = ("description", "title", "examples", "x-from-query", "x-not-language-of", "x-query-number")  # schema keys the validator does not check
+_NOTES = ("description", "title", "examples", "x-from-query", "x-not-language-of", "x-query-number", "x-query-numbers")  # schema keys the validator does not check
 
 @dataclass
 class AnswerCheck:
@@ -310,6 +310,21 @@ def _query_number_fits(text: str, query: str, done: bool) -> bool:
     if done: return float(text) in values or -float(text) in values
     return any(f.startswith(text) for v in values for f in _number_forms(v) + _number_forms(-v))
 
+_TEXT_NUMBER = re.compile(r"(?<![^\W\d_])(?<![\d.])\d+(?:\.\d*)?")  # a number in a text: not the digits of log10, nor of 1e6
+_SMALL_WHOLE = tuple(str(n) for n in range(101))  # what a calculation adds to the query's numbers: 100 for a percentage, a count, 52 weeks, 60 minutes
+
+def _text_numbers_fit(v: str, query: str, done: bool) -> bool:
+    "Whether each number in text `v` is one that `query` writes or a whole number from 0 to 100, or (unless `done`, the last one) can still grow into one (any number when the query writes none)."
+    values = query_number_values(query)
+    if not values: return True
+    forms = {f for x in values for f in _number_forms(x)} | set(_SMALL_WHOLE)
+    for m in _TEXT_NUMBER.finditer(v):
+        x = m.group()
+        if not done and m.end() == len(v):  # still being written
+            if not any(f.startswith(x) for f in forms): return False
+        elif x.endswith(".") or not (float(x) in values or x in _SMALL_WHOLE): return False
+    return True
+
 def _needs_foreign(key: str, props: dict, query: str) -> bool:
     "Whether argument `key` must not read as English: a language code must differ from its language (`x-not-language-of`), and the query names no language but English."
     return any(p.get("x-not-language-of") == key for p in props.values()) and _only_english_named(query)
@@ -366,6 +381,7 @@ class _Reader:
         other = self.siblings.get(schema.get("x-not-language-of"), "") if self.known else ""  # the text a language code is for
         exclude = frozenset({"en"}) if other and reads_english(other) else frozenset()
         if not _string_fits("".join(chars), schema, self.q, end is not None, self.known, exclude, self.foreign): raise _Bad
+        if self.known and schema.get("x-query-numbers") and not _text_numbers_fit("".join(chars), self.q, end is not None): raise _Bad
         allowed = self.words.get(self.field)
         if allowed is not None and not _words_fit("".join(chars), allowed, self.q, end is not None): raise _Bad
         if end is None: raise _More
