@@ -212,6 +212,7 @@ _clock = {"x-time": True}  # the value is a time of day (an extension: see `Tool
 _other_language = {"x-not-language-of": "text"}  # a note for constrained decoding: not the language the text is in (03a_chat)
 _query_number = {"x-query-number": True}  # a note for constrained decoding: a number the query writes, or its negation (03a_chat)
 _query_numbers = {"x-query-numbers": True}  # a note for constrained decoding: each number in the text is one the query writes, or a whole number up to 100 (03a_chat)
+_query_url = {"x-query-url": True}  # a note for constrained decoding: a URL the query writes, whole (03a_chat)
 _obj = lambda props, req: {"type": "object", "properties": props, "required": req, "additionalProperties": False}
 
 CALC_FUNCTIONS = ("sqrt", "log10", "log2", "log", "exp", "sin", "cos", "tan", "floor", "ceil", "factorial", "abs", "round")
@@ -251,7 +252,7 @@ DEFAULT_TOOLS = [
                       "from": {"type": "string", "enum": UNITS, "description": "Unit symbol to convert from"},
                       "to": {"type": "string", "enum": UNITS, "description": "Unit symbol to convert to"}}, ["value", "from", "to"])},
  {"name": "web_reader", "description": "Fetch and read a web page. The url is exactly the URL in the query.",
-  "parameters": _obj({"url": _str("The exact http(s) URL", pattern=r"^https?://\S+$", **_from_query)}, ["url"])},
+  "parameters": _obj({"url": _str("The exact http(s) URL", pattern=r"^https?://\S+$", **_from_query, **_query_url)}, ["url"])},
 ]
 
 def default_catalog() -> Catalog:

@@ -15,7 +15,7 @@ from .places import query_time_zones, query_languages, query_dates, query_times,
 # %% auto #0
 __all__ = ['NONE_ANSWER', 'ANSWERS_FILE', 'PROMPT_LAYOUT', 'KNOWN_VALUES', 'answer_text', 'write_answers', 'describe_catalog',
            'chat_prompt', 'prompt_ids', 'answer_ids', 'encode_example', 'ParsedAnswer', 'parse_answer', 'AnswerCheck',
-           'value_words', 'answer_check', 'free_text_arguments', 'answer_vocabulary', 'answer_arguments']
+           'query_urls', 'value_words', 'answer_check', 'free_text_arguments', 'answer_vocabulary', 'answer_arguments']
 
 # %% ../nbs/03a_chat.ipynb #7194e347
 NONE_ANSWER = "none"
@@ -179,7 +179,7 @@ class _Bad(Exception): "The text cannot be continued into a valid answer."
 _NUMBER = {"integer": r"-?(0|[1-9][0-9]*)", "number": r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"}
 _NUM_CHARS = set("-+.eE0123456789")
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-_NOTES = ("description", "title", "examples", "x-from-query", "x-not-language-of", "x-query-number", "x-query-numbers")  # schema keys the validator does not check
+_NOTES = ("description", "title", "examples", "x-from-query", "x-not-language-of", "x-query-number", "x-query-numbers", "x-query-url")  # schema keys the validator does not check
 
 @dataclass
 class AnswerCheck:
@@ -264,7 +264,19 @@ def _startable(schema_json: str, query: str, known: bool = False) -> bool:
 
 def _can_write(schema: dict, query: str, known: bool = False) -> bool: return _startable(json.dumps(schema, sort_keys=True), query, known)
 
-KNOWN_VALUES = {"x-iana-timezone": query_time_zones, "x-language-code": query_languages, "x-date": query_dates, "x-time": query_times}  # keyword -> the values a query can mean (00a_places)
+_URL_RUN = re.compile(r"https?://\S+")
+
+@functools.lru_cache(maxsize=256)
+def query_urls(query: str) -> frozenset:
+    "The URLs that `query` writes, whole: without the punctuation that ends a sentence after one, and a closing bracket only when the URL opens none."
+    urls = set()
+    for u in _URL_RUN.findall(query):
+        while u and (u[-1] in ".,!?;:'\"" or (u[-1] in ")]" and u.count(u[-1]) > u.count("([" [")]".index(u[-1])]))): u = u[:-1]
+        urls.add(u)
+    return frozenset(urls)
+
+KNOWN_VALUES = {"x-iana-timezone": query_time_zones, "x-language-code": query_languages, "x-date": query_dates, "x-time": query_times,
+                "x-query-url": query_urls}  # keyword -> the values a query can mean (00a_places; URLs here)
 
 def _known_fits(v: str, schema: dict, query: str, done: bool, exclude: frozenset = frozenset()) -> bool:
     "Whether `v` is (`done`) or starts one of the values `query` can mean, but not one of `exclude`, for a property marked with a `KNOWN_VALUES` keyword (any value when the query names none)."
