@@ -486,7 +486,7 @@ def _write_text(text: str, path: Path) -> Path:
 
 TOP_UP = 2.0  # default share of train that `top_up_train` adds (05_train compares 0.5, 1.0 and 2.0)
 COMPOSE = 0.1  # default share of train (after the top-up) that `compose_multi` adds
-FOLLOW_UP = 0.08  # default share of train (after the top-up and composition) that `add_follow_ups` adds (measured above; the default run trains on it since 2026-12-06)
+FOLLOW_UP = 0.0  # default share of train (after the top-up and composition) that `add_follow_ups` adds: off until the default run is retrained with it (`--follow-up 0.08`; measured above)
 
 def build_splits(sources: list, # JSONL files of records (templates, teacher labels, hand-written)
                  out_dir="data", # where the splits and the card are written
