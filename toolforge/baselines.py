@@ -17,13 +17,14 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion
 from sklearn.preprocessing import MultiLabelBinarizer
 from .catalog import Catalog, ToolCall, default_catalog
+from .places import URL_RE, strip_url
 
 # %% auto #0
-__all__ = ['UNIT_SYNONYMS', 'UNIT_OF', 'LANGUAGES', 'URL_RE', 'MAX_CHARS', 'RULES', 'FALLBACK_RULES', 'NO_TOOL_RULES',
-           'MINILM_PACKAGE', 'DEFAULT_THRESHOLD', 'THRESHOLD_GRID', 'tool_names', 'same_tools', 'timezone_of',
-           'weather_rule', 'datetime_rule', 'unit_rule', 'calculator_rule', 'dictionary_rule', 'translate_rule',
-           'search_rule', 'wikipedia_rule', 'KeywordRouter', 'load_minilm', 'embed', 'EmbeddingRouter',
-           'tune_threshold', 'TfidfRouter', 'baseline_routers']
+__all__ = ['UNIT_SYNONYMS', 'UNIT_OF', 'LANGUAGES', 'MAX_CHARS', 'RULES', 'FALLBACK_RULES', 'NO_TOOL_RULES', 'MINILM_PACKAGE',
+           'DEFAULT_THRESHOLD', 'THRESHOLD_GRID', 'tool_names', 'same_tools', 'timezone_of', 'weather_rule',
+           'datetime_rule', 'unit_rule', 'calculator_rule', 'dictionary_rule', 'translate_rule', 'search_rule',
+           'wikipedia_rule', 'KeywordRouter', 'load_minilm', 'embed', 'EmbeddingRouter', 'tune_threshold',
+           'TfidfRouter', 'baseline_routers']
 
 # %% ../nbs/07a_baselines.ipynb #787a2907
 def tool_names(calls: list) -> Counter:
@@ -88,20 +89,12 @@ def timezone_of(place: str) -> str | None:
     return _timezone_index().get(_fold(place))
 
 # %% ../nbs/07a_baselines.ipynb #ab26fdfe
-URL_RE = re.compile(r"https?://[^\s<>\"'`]+", re.I)
 MAX_CHARS = 1000  # the rules read at most this many characters (URLs are found in the whole query)
-
-def _strip_url(u: str) -> str:
-    "A URL without the sentence punctuation that follows it ('...artemis/!' -> '...artemis/')."
-    while u and u[-1] in ".,;:!?)]}*":
-        if u[-1] == ")" and u.count("(") >= u.count(")"): break  # a bracket of the URL itself
-        u = u[:-1]
-    return u
 
 def _normalise(query: str) -> tuple:
     "(text for the rules, the original) with equal lengths: quotes straightened, URLs blanked."
     text = query.translate(str.maketrans("’‘“”«»", "''\"\"\"\""))
-    text = URL_RE.sub(lambda m: " " * len(u := _strip_url(m.group())) + m.group()[len(u):], text)
+    text = URL_RE.sub(lambda m: " " * len(u := strip_url(m.group())) + m.group()[len(u):], text)
     return text[:MAX_CHARS], query[:MAX_CHARS]
 
 # %% ../nbs/07a_baselines.ipynb #2c5f4c3e
@@ -315,7 +308,7 @@ class KeywordRouter:
 def _route_keywords(self: KeywordRouter, query: str) -> list[ToolCall]:
     "The calls the rules make for `query` (`[]` when no rule fires)."
     query = query if isinstance(query, str) else str(query)
-    found = [(m.start(), "web_reader", {"url": _strip_url(m.group())}) for m in URL_RE.finditer(query)]
+    found = [(m.start(), "web_reader", {"url": strip_url(m.group())}) for m in URL_RE.finditer(query)]
     t, orig = _normalise(query)
     if not found and NO_TOOL_RULES.search(t): return []
     for name, rule in RULES: found += [(p, name, a) for p, a in rule(t, orig)]

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from bisect import bisect_left
 from .catalog import Catalog, ToolCall, default_catalog, SchemaValidator, TIME_ZONES, LANGUAGE_CODES, CALC_PATTERN
-from .places import query_time_zones, query_languages, query_dates, query_times, reads_english, query_number_values
+from .places import query_time_zones, query_languages, query_dates, query_times, reads_english, query_number_values, query_urls
 
 # %% auto #0
 __all__ = ['NONE_ANSWER', 'ANSWERS_FILE', 'PROMPT_LAYOUT', 'KNOWN_VALUES', 'answer_text', 'write_answers', 'describe_catalog',
            'chat_prompt', 'prompt_ids', 'answer_ids', 'encode_example', 'ParsedAnswer', 'parse_answer', 'AnswerCheck',
-           'query_urls', 'value_words', 'answer_check', 'free_text_arguments', 'answer_vocabulary', 'answer_arguments']
+           'value_words', 'answer_check', 'free_text_arguments', 'answer_vocabulary', 'answer_arguments']
 
 # %% ../nbs/03a_chat.ipynb #7194e347
 NONE_ANSWER = "none"
@@ -233,11 +233,15 @@ def _word_edges(q: str) -> tuple:
 
 _WORD_RUN = re.compile(r"[^\W_]+")
 
+def _case_forms(w: str) -> tuple:
+    "Word `w` in lower case, upper case and capitalised."
+    return w.lower(), w.upper(), w[:1].upper() + w[1:].lower()
+
 def _cased_as_query(v: str, query: str, i: int) -> bool:
     "Whether each word of `v`, copied from `query` at position `i`, is (the start of) the query's word as written, in lower case, upper case or capitalised."
     for m in _WORD_RUN.finditer(v):
         w = x.group() if (x := _WORD_RUN.match(query, i + m.start())) else m.group()  # (a character whose lower case is longer shifts the text)
-        if not any(f.startswith(m.group()) for f in (w, w.lower(), w.upper(), w[:1].upper() + w[1:].lower())): return False
+        if not any(f.startswith(m.group()) for f in (w, *_case_forms(w))): return False
     return True
 
 def _from_query_fits(v: str, schema: dict, query: str, done: bool, foreign: bool = False) -> bool:
@@ -264,19 +268,8 @@ def _startable(schema_json: str, query: str, known: bool = False) -> bool:
 
 def _can_write(schema: dict, query: str, known: bool = False) -> bool: return _startable(json.dumps(schema, sort_keys=True), query, known)
 
-_URL_RUN = re.compile(r"https?://\S+")
-
-@functools.lru_cache(maxsize=256)
-def query_urls(query: str) -> frozenset:
-    "The URLs that `query` writes, whole: without the punctuation that ends a sentence after one, and a closing bracket only when the URL opens none."
-    urls = set()
-    for u in _URL_RUN.findall(query):
-        while u and (u[-1] in ".,!?;:'\"" or (u[-1] in ")]" and u.count(u[-1]) > u.count("([" [")]".index(u[-1])]))): u = u[:-1]
-        urls.add(u)
-    return frozenset(urls)
-
 KNOWN_VALUES = {"x-iana-timezone": query_time_zones, "x-language-code": query_languages, "x-date": query_dates, "x-time": query_times,
-                "x-query-url": query_urls}  # keyword -> the values a query can mean (00a_places; URLs here)
+                "x-query-url": query_urls}  # keyword -> the values a query can mean (00a_places)
 
 def _known_fits(v: str, schema: dict, query: str, done: bool, exclude: frozenset = frozenset()) -> bool:
     "Whether `v` is (`done`) or starts one of the values `query` can mean, but not one of `exclude`, for a property marked with a `KNOWN_VALUES` keyword (any value when the query names none)."
@@ -287,7 +280,7 @@ def _known_fits(v: str, schema: dict, query: str, done: bool, exclude: frozenset
 
 def _natural_case(w: str) -> bool:
     "Whether word `w` (or the start of one) is in lower case, upper case or capitalised."
-    return w in (w.lower(), w.upper(), w[:1].upper() + w[1:].lower())
+    return w in _case_forms(w)
 
 def value_words(text: str) -> set:
     "The words of `text` in lower case (`casefold`), and as written those in no case of `_natural_case` (\"iPhone\"): what the vocabulary of free-text values is made of."

@@ -9,10 +9,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['COUNTRY_NAMES', 'ALTERNATE_NAMES_FROM', 'AREA', 'ZONE_ABBREVIATIONS', 'NOT_PLACES', 'LANGUAGE_NAMES', 'NUMBER_WORDS',
-           'MONTH_WORDS', 'FIXED_HOLIDAYS', 'NAMED_TIMES', 'SCALE_WORDS', 'LATIN_SCRIPT_LISTS', 'fold_text',
+           'MONTH_WORDS', 'FIXED_HOLIDAYS', 'NAMED_TIMES', 'SCALE_WORDS', 'URL_RE', 'LATIN_SCRIPT_LISTS', 'fold_text',
            'same_clock', 'country_zones', 'clock_mates', 'gazetteer', 'query_time_zones', 'language_index',
            'query_languages', 'day_words', 'query_dates', 'query_times', 'query_numbers', 'query_number_values',
-           'english_words', 'reads_english']
+           'strip_url', 'query_urls', 'english_words', 'reads_english']
 
 # %% ../nbs/00a_places.ipynb #e48e9b84
 def fold_text(s: str) -> str:
@@ -236,6 +236,21 @@ def query_number_values(query: str) -> frozenset:
     for phrase, v in (("half", 0.5), ("dozen", 12), ("a couple", 2), ("a|an", 1)):
         if re.search(rf"\b(?:{phrase})\b", q): found.add(float(v))
     return frozenset(found)
+
+URL_RE = re.compile(r"https?://[^\s<>\"'`]+", re.I)
+
+def strip_url(u: str) -> str:
+    "A URL without the sentence punctuation that follows it ('...artemis/!' -> '...artemis/')."
+    while u and u[-1] in ".,;:!?)]}*":
+        if u[-1] == ")" and u.count("(") >= u.count(")"): break  # a bracket of the URL itself
+        u = u[:-1]
+    return u
+
+@functools.lru_cache(maxsize=256)
+def query_urls(query: str) -> frozenset:
+    "The URLs that `query` writes, whole (`strip_url`)."
+    return frozenset(strip_url(m.group()) for m in URL_RE.finditer(query))
+
 
 # %% ../nbs/00a_places.ipynb #fdbbe8e3
 def _bert_words() -> set:
