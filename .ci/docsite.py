@@ -51,8 +51,30 @@ def source_notebooks():
     return sorted(nbs, key=lambda p: order_key(p.stem))
 
 
+def mixed_import_cells():
+    """(notebook, cell number, first line) of each cell that nbdev's processing would run because it imports,
+    though it also does other work. nbdev runs every cell with an import while it builds the docs, `slow`
+    or not: such a cell fails on a clean clone when its other code needs a trained run (only a warning
+    in nbdev, so this check turns it into an error). Keep imports in cells of their own."""
+    import warnings
+    from nbdev.process import NBProcessor
+    from nbdev.processors import _do_eval
+    found = []
+    for nb in source_notebooks():
+        for i, cell in enumerate(NBProcessor(nb).nb.cells):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                _do_eval(cell)
+            if any("imports and other code" in str(w.message) for w in caught):
+                found.append((nb.name, i, cell.source.strip().splitlines()[0]))
+    return found
+
+
 def proc():
     "Run nbdev's processing of nbs/ into _proc/ (always from scratch: show_doc output follows the code)."
+    if mixed := mixed_import_cells():
+        sys.exit("docs: nbdev would run these cells while building the docs, because they import and also do other work;"
+                 " move the imports into a cell of their own:\n" + "\n".join(f"  {n} cell {i}: {l}" for n, i, l in mixed))
     from nbdev.serve import proc_nbs
     proc_nbs(force=True)
 
