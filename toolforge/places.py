@@ -76,7 +76,7 @@ ZONE_ABBREVIATIONS = {"est": ["America/New_York"], "edt": ["America/New_York"], 
     "cest": ["Europe/Paris", "Europe/Berlin"], "ist": ["Asia/Kolkata"], "jst": ["Asia/Tokyo"], "kst": ["Asia/Seoul"], "hst": ["Pacific/Honolulu"],
     "akst": ["America/Anchorage"], "aest": ["Australia/Sydney"], "aedt": ["Australia/Sydney"], "awst": ["Australia/Perth"], "nzst": ["Pacific/Auckland"],
     "central european": ["Europe/Paris", "Europe/Berlin"], "eastern european": ["Europe/Athens", "Europe/Helsinki", "Europe/Bucharest", "Europe/Kyiv"],
-    "western european": ["Europe/London", "Europe/Lisbon"]}  # "eastern European time" adds these to New York's "eastern"; the model chooses
+    "western european": ["Europe/London", "Europe/Lisbon"]}  # "eastern European time" is these, not New York's "eastern"
 NOT_PLACES = set("time now day date today tomorrow yesterday morning evening night noon midnight local current clock hour hours minute "
                  "minutes weather rain convert call meeting a an the and or but if not to of for from on in at by as into with about over "
                  "after before then than is are was were be am pm do does did go so no yes up us we you your i me my it its this that "
@@ -84,23 +84,26 @@ NOT_PLACES = set("time now day date today tomorrow yesterday morning evening nig
                  "thanks thank hi hello hey ok okay".split())
 _WORD = re.compile(r"[^\W\d_]+(?:[.'’-][^\W\d_]+)*\.?")
 
-def _runs(query: str, longest: int = 4):
-    "(words as written, folded) of every run of 1 to `longest` words."
+def _runs(query: str, longest: int = 4, spans: bool = False):
+    "(words as written, folded) of every run of 1 to `longest` words; with `spans`, also the run's word positions (a range)."
     words = _WORD.findall(query)
     for n in range(1, longest + 1):
-        for i in range(len(words) - n + 1): yield words[i:i + n], fold_text(" ".join(words[i:i + n]))
+        for i in range(len(words) - n + 1):
+            run = words[i:i + n], fold_text(" ".join(words[i:i + n]))
+            yield (*run, range(i, i + n)) if spans else run
 
 @functools.lru_cache(maxsize=4096)
 def query_time_zones(query: str, # the user's query
                      share: float = 0.1, # a shared name stands for places of at least this share of the largest one's population
                     ) -> frozenset:
     "The IANA zones that the places and zone names in `query` can be in (empty: none recognised)."
-    found, g = set(), gazetteer()
-    for words, key in _runs(query):
-        if key in ZONE_ABBREVIATIONS and (words[0].isupper() or len(key) > 2): found.update(ZONE_ABBREVIATIONS[key]); continue
+    found, g, named = set(), gazetteer(), set()  # named: the positions of words that a longer name already took
+    for words, key, at in sorted(_runs(query, spans=True), key=lambda x: -len(x[0])):  # the longest names first
+        if set(at) <= named: continue  # "york" of "New York", "san" of "San Diego": part of a name found
+        if key in ZONE_ABBREVIATIONS and (words[0].isupper() or len(key) > 2): found.update(ZONE_ABBREVIATIONS[key]); named.update(at); continue
         if len(words) == 1 and key in NOT_PLACES: continue
-        hits = g.get(key) or g.get(key.rstrip("."), [])
-        top = max((p for p, _ in hits), default=0)
+        if not (hits := g.get(key) or g.get(key.rstrip("."), [])): continue
+        top = max(p for p, _ in hits); named.update(at)
         for p, zones in hits:
             if p >= share * top: found |= zones
     return frozenset(found)

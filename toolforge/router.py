@@ -438,9 +438,9 @@ class LeanLlama:
     def new_cache(self, n: int = 256) -> KVBuffer: return KVBuffer(len(self.layers), self.KV, self.D, self.dtype, max(256, n))
 
     def _rope(self, n1: int):
-        if self._cos is None or self._cos.shape[0] < n1:  # as transformers computes it: float32 angles, cast to the activations' type
-            f = torch.outer(torch.arange(max(n1, 1024)).float(), self.inv_freq); e = torch.cat([f, f], -1)
-            self._cos, self._sin = (e.cos() * self.rope_scale).to(self.dtype), (e.sin() * self.rope_scale).to(self.dtype)
+        if self._cos is None or self._cos.shape[0] < n1:  # transformers' float32 angles; cosine and sine by NumPy in float64, then rounded
+            f = np.outer(np.arange(max(n1, 1024), dtype=np.float32), self.inv_freq.numpy()); e = np.concatenate([f, f], -1).astype(np.float64)
+            self._cos, self._sin = (torch.from_numpy(t * self.rope_scale).to(self.dtype) for t in (np.cos(e), np.sin(e)))
         return self._cos, self._sin
 
     def __call__(self, ids: list, cache: KVBuffer = None, last_only: bool = False) -> tuple:
