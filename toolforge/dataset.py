@@ -365,12 +365,12 @@ def add_typos(train: list, # training records, in the order they are written
     if not 0 <= share <= 1: raise DatasetError(f"typos must be a share between 0 and 1, got {share}")
     r, out = random.Random(f"{seed}:typos"), []
     for x in train:
-        aug = x["meta"].get("aug", [])
+        meta = x.get("meta") or {}; aug = meta.get("aug", [])
         if "typo" not in aug and r.random() < share:
             values = " ".join(json.dumps(c["arguments"], ensure_ascii=False) for c in x["calls"]).lower()
             if words := [m for m in _TYPO_WORD.finditer(x["query"]) if m.group().lower() not in values]:
                 m, q = r.choice(words), x["query"]
-                x = {**x, "query": q[:m.start()] + _typo(m.group(), r) + q[m.end():], "meta": {**x["meta"], "aug": aug + ["typo"], "typo_added": True}}
+                x = {**x, "query": q[:m.start()] + _typo(m.group(), r) + q[m.end():], "meta": {**meta, "aug": aug + ["typo"], "typo_added": True}}
         out.append(x)
     return out
 
