@@ -21,9 +21,9 @@ from .dataset import load_split, DatasetError
 __all__ = ['DTYPES', 'INT4_GROUP', 'INT4_FILE', 'INT8_MAX_ROWS', 'INT4_MAX_ROWS', 'RouteResult', 'load_router_model', 'int8_mm',
            'int4_mm', 'int8_quantise', 'WeightInt8Linear', 'int4_pack', 'int4_scales_zeros', 'WeightInt4Linear',
            'set_precision', 'input_hessians', 'gptq', 'quantize_run', 'load_int4', 'saved_int4', 'KVBuffer',
-           'int8_activations_supported', 'int8_activations_default', 'int8_packed', 'LeanLlama', 'Router',
-           'answer_table', 'numeric_arguments', 'crop_cache', 'unshout', 'route_lines', 'route_cli', 'quantize_cli',
-           'benchmark']
+           'int8_activations_supported', 'int8_activations_default', 'int8_packed', 'int8_unpacked', 'LeanLlama',
+           'Router', 'answer_table', 'numeric_arguments', 'crop_cache', 'unshout', 'route_lines', 'route_cli',
+           'quantize_cli', 'benchmark']
 
 # %% ../nbs/07_router.ipynb #8fef19b1
 @dataclass
@@ -345,6 +345,10 @@ def int8_packed(w: torch.Tensor = None, # (outputs, inputs) weights, rounded to 
         qt = torch._make_per_channel_quantized_tensor(q, scales.double(), torch.zeros(q.shape[0], dtype=torch.long), 0)
     return torch.ops.quantized.linear_prepack(qt, None)
 
+def int8_unpacked(packed) -> torch.Tensor:
+    "The (outputs, inputs) float32 weights that `int8_packed` holds."
+    return torch.ops.quantized.linear_unpack(packed)[0].dequantize()
+
 class _Weight:
     "One projection's weights as `_project` takes them: `w`, a transposed matrix (dequantised, for longer passes) and the int8 or int4 kernel's operands; or `packed`, int8 weights for int8 activations."
     def __init__(self, *layers, dtype=torch.bfloat16, int8_activations: bool = False):  # `dtype`: the activations'
@@ -437,6 +441,20 @@ class LeanLlama:
 
     def new_cache(self, n: int = 256) -> KVBuffer: return KVBuffer(len(self.layers), self.KV, self.D, self.dtype, max(256, n))
 
+    def prefill(self, ids: list) -> KVBuffer:
+        "A new cache of the tokens `ids`, computed with float activations even where the passes take int8 ones (one layer's weights dequantised at a time): for the prompt prefix a router computes once."
+        if not self.int8_activations: return self(ids, last_only=True)[1]
+        with torch.inference_mode():
+            T = len(ids); cache = self.new_cache(T)
+            cos, sin = (t[:T, None] for t in self._rope(T))
+            mask, x = torch.ones(T, T, dtype=torch.bool).tril() if T > 1 else None, self.emb[torch.tensor(ids)]
+            for i in range(len(self.layers)):
+                W = [[int8_unpacked(p).to(self.dtype).t().contiguous()] for p in self.P[4 * i:4 * i + 4]]
+                x = _layers(x, cos, sin, mask, cache.k[i:i + 1], cache.v[i:i + 1], 0, T, self.H, self.KV, self.D, self.eps,
+                            self.norms[2 * i:2 * i + 2], W, [None] * 4, self.group, INT8_MAX_ROWS, INT4_MAX_ROWS)
+            cache.n = T
+        return cache
+
     def _rope(self, n1: int):
         if self._cos is None or self._cos.shape[0] < n1:  # transformers' float32 angles; cosine and sine by NumPy in float64, then rounded
             f = np.outer(np.arange(max(n1, 1024), dtype=np.float32), self.inv_freq.numpy()); e = np.concatenate([f, f], -1).astype(np.float64)
@@ -498,7 +516,8 @@ class Router:
         a, b = self._prompt("a"), self._prompt("Zq 7")
         n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
         self.prefix = a[:n]
-        with torch.no_grad(): self.cache = _forward(self.net, self.prefix, None, last_only=True)[1]
+        with torch.no_grad():  # with int8 activations, the prefix's keys and values in float ones: once, and the same for every query
+            self.cache = self.net.prefill(self.prefix) if isinstance(self.net, LeanLlama) else _forward(self.net, self.prefix, None, last_only=True)[1]
         placeholder = lambda v: 0 if v.get("type") in ("number", "integer") else "a"  # "a", not "": `":"` is then one token, as in real answers
         self.snippets = [self.tok(answer_text([ToolCall(t.name, {k: placeholder(v) for k, v in t.properties.items() if k in keys})],
                                               self.catalog), add_special_tokens=False)["input_ids"]
@@ -514,7 +533,7 @@ class Router:
 @classmethod
 def _from_pretrained(cls, path: str, # a run folder, a model folder, or a base model name (zero-shot)
                      catalog=None, # catalog file or `Catalog`; default: the run's catalog, else the built-in one
-                     dtype: str = None, # int4 or int8 (weights), bfloat16, float32 or nf4; default: nf4 on a GPU, else int4 with the run's GPTQ weights (`quantize_run`), else int8
+                     dtype: str = None, # int4 or int8 (weights), bfloat16, float32 or nf4; default: nf4 on a GPU; on a CPU int8, or int4 with the run's GPTQ weights (`quantize_run`) where the activations stay float
                      device: str = None, # cpu or cuda; default: cuda when there is one
                      int4_file: bool = True, # int4 weights from the run's `int4.pt` when it has one (False: rounded to nearest)
                      **kw) -> Router:
@@ -522,14 +541,17 @@ def _from_pretrained(cls, path: str, # a run folder, a model folder, or a base m
     torch.manual_seed(0)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if dtype is not None and dtype not in DTYPES: raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    use_file = int4_file and dtype in (None, "int4") and not device.startswith("cuda") and Path(path).is_dir()
-    saved, fresh = saved_int4(path) if use_file else (None, False)
+    cuda = device.startswith("cuda")
+    model, tok, run_catalog, zero_shot = load_router_model(str(path), device, nf4=dtype == "nf4" or (dtype is None and cuda))
+    acts = kw.get("int8_activations")
+    rerounded = (int8_activations_default() if acts is None else acts) and kw.get("lean", True) and LeanLlama.supports(model)
+    use_file = int4_file and not cuda and Path(path).is_dir() and (dtype == "int4" or (dtype is None and not rerounded))
+    saved, fresh = saved_int4(path) if use_file else (None, False)  # by default not where int8 activations would round int4 weights to int8 again
     if saved is not None and not fresh:
         stale = f"{Path(path)/INT4_FILE} was made from other weights (was the run trained again?): run `toolforge quantize --run {path}` again"
         if dtype == "int4": raise ModelError(stale + ", or pass int4_file=False to round the weights to nearest")
         warnings.warn(stale + "; using int8 weights"); saved = None
-    dtype = dtype or ("nf4" if device.startswith("cuda") else "int4" if saved is not None else "int8")
-    model, tok, run_catalog, zero_shot = load_router_model(str(path), device, nf4=dtype == "nf4")
+    dtype = dtype or ("nf4" if cuda else "int4" if saved is not None else "int8")
     if "answers" not in kw and (Path(path)/ANSWERS_FILE).is_file(): kw["answers"] = json.loads((Path(path)/ANSWERS_FILE).read_text())
     gptq_weights = dtype == "int4" and saved is not None
     model = load_int4(model, saved, str(Path(path)/INT4_FILE)) if gptq_weights else set_precision(model, dtype)
