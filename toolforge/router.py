@@ -22,8 +22,8 @@ __all__ = ['DTYPES', 'INT4_GROUP', 'INT4_FILE', 'INT8_MAX_ROWS', 'INT4_MAX_ROWS'
            'int4_mm', 'int8_quantise', 'WeightInt8Linear', 'int4_pack', 'int4_scales_zeros', 'WeightInt4Linear',
            'set_precision', 'input_hessians', 'gptq', 'quantize_run', 'load_int4', 'saved_int4', 'KVBuffer',
            'int8_activations_supported', 'int8_activations_default', 'int8_packed', 'int8_unpacked', 'LeanLlama',
-           'Router', 'answer_table', 'numeric_arguments', 'crop_cache', 'unshout', 'route_lines', 'route_cli',
-           'quantize_cli', 'benchmark']
+           'int8_activations_for', 'Router', 'answer_table', 'numeric_arguments', 'crop_cache', 'unshout',
+           'route_lines', 'route_cli', 'quantize_cli', 'benchmark']
 
 # %% ../nbs/07_router.ipynb #8fef19b1
 @dataclass
@@ -445,14 +445,12 @@ class LeanLlama:
         "A new cache of the tokens `ids`, computed with float activations even where the passes take int8 ones (one layer's weights dequantised at a time): for the prompt prefix a router computes once."
         if not self.int8_activations: return self(ids, last_only=True)[1]
         with torch.inference_mode():
-            T = len(ids); cache = self.new_cache(T)
-            cos, sin = (t[:T, None] for t in self._rope(T))
-            mask, x = torch.ones(T, T, dtype=torch.bool).tril() if T > 1 else None, self.emb[torch.tensor(ids)]
+            cache = self.new_cache(len(ids)); x, cos, sin, mask, n0, n1 = self._pass_inputs(ids, cache)
             for i in range(len(self.layers)):
                 W = [[int8_unpacked(p).to(self.dtype).t().contiguous()] for p in self.P[4 * i:4 * i + 4]]
-                x = _layers(x, cos, sin, mask, cache.k[i:i + 1], cache.v[i:i + 1], 0, T, self.H, self.KV, self.D, self.eps,
+                x = _layers(x, cos, sin, mask, cache.k[i:i + 1], cache.v[i:i + 1], n0, n1, self.H, self.KV, self.D, self.eps,
                             self.norms[2 * i:2 * i + 2], W, [None] * 4, self.group, INT8_MAX_ROWS, INT4_MAX_ROWS)
-            cache.n = T
+            cache.n = n1
         return cache
 
     def _rope(self, n1: int):
@@ -461,19 +459,34 @@ class LeanLlama:
             self._cos, self._sin = (torch.from_numpy(t * self.rope_scale).to(self.dtype) for t in (np.cos(e), np.sin(e)))
         return self._cos, self._sin
 
+    def _pass_inputs(self, ids: list, cache: KVBuffer) -> tuple:
+        "(embeddings, cos, sin, mask, n0, n1) of a pass over the tokens `ids` after `cache`, which gets room for them."
+        T, n0 = len(ids), cache.n
+        n1 = n0 + T; cache.reserve(n1)
+        cos, sin = (t[n0:n1, None] for t in self._rope(n1))  # (tokens, 1, head_dim): the same for every head
+        mask = torch.ones(T, n1, dtype=torch.bool).tril(n0) if T > 1 else None  # causal within the pass, all of the cache before it
+        return self.emb[torch.tensor(ids)], cos, sin, mask, n0, n1
+
     def __call__(self, ids: list, cache: KVBuffer = None, last_only: bool = False) -> tuple:
         "(logits, cache) of the tokens `ids` after `cache` (a new one when None), like `_forward`."
         with torch.inference_mode():  # no autograd bookkeeping at all, cheaper than no_grad for small operations
             cache = cache if cache is not None else self.new_cache(len(ids))
-            T, n0 = len(ids), cache.n
-            n1 = n0 + T; cache.reserve(n1)
-            cos, sin = (t[n0:n1, None] for t in self._rope(n1))  # (tokens, 1, head_dim): the same for every head
-            mask = torch.ones(T, n1, dtype=torch.bool).tril(n0) if T > 1 else None  # causal within the pass, all of the cache before it
+            x, cos, sin, mask, n0, n1 = self._pass_inputs(ids, cache)
             layers = _compiled_layers() if self.compiled else _layers
-            x = layers(self.emb[torch.tensor(ids)], cos, sin, mask, cache.k, cache.v, n0, n1, self.H, self.KV, self.D, self.eps,
+            x = layers(x, cos, sin, mask, cache.k, cache.v, n0, n1, self.H, self.KV, self.D, self.eps,
                        self.norms, self.W, self.P, self.group, INT8_MAX_ROWS, INT4_MAX_ROWS)
             cache.n = n1
             return self.head(_rms(x[-1:] if last_only else x, self.norm, self.eps)), cache
+
+def int8_activations_for(model, lean: bool = True, # a router over `model`, with or without the lean pass
+                         int8_activations: bool = None, # as asked; default: `int8_activations_default()` for quantised weights
+                         quantised: bool = None, # whether the weights are (or will be) quantised; default: whether `model`'s are
+                        ) -> bool:
+    "Whether a router multiplies `model`'s weights with int8 activations: only in the lean pass (`LeanLlama.supports`)."
+    if not (lean and LeanLlama.supports(model)): return False
+    if int8_activations is not None: return int8_activations
+    if quantised is None: quantised = any(isinstance(m, (WeightInt8Linear, WeightInt4Linear)) for m in model.modules())
+    return int8_activations_default() and quantised
 
 
 # %% ../nbs/07_router.ipynb #60f5fb0c
@@ -498,10 +511,8 @@ class Router:
                  vocabulary: bool = True,  # free-text values only in the query's words and those of the training `answers`, and an action's arguments only those they write with it (03a_chat)
                  int8_activations: bool = None):  # quantised weights times int8 activations (`LeanLlama`); default: `int8_activations_default()`
         self.model, self.tok, self.catalog = model.eval(), tokenizer, catalog or load_catalog()
-        if int8_activations is None:
-            int8_activations = int8_activations_default() and any(isinstance(m, (WeightInt8Linear, WeightInt4Linear)) for m in model.modules())
-        self.net = LeanLlama(model, int8_activations) if lean and LeanLlama.supports(model) else model  # what runs the forward passes
-        self.int8_activations = isinstance(self.net, LeanLlama) and int8_activations
+        self.int8_activations = int8_activations_for(model, lean, int8_activations)
+        self.net = LeanLlama(model, self.int8_activations) if lean and LeanLlama.supports(model) else model  # what runs the forward passes
         self.zero_shot, self.max_query_tokens, self.draft_tokens = zero_shot, max_query_tokens, draft_tokens
         self.weights = "as given"  # what `from_pretrained` loaded: int4 (GPTQ or rounded), int8, bfloat16, float32 or nf4
         self.copy_values = False  # draft a value's rest from the query's characters (`_value_draft`): off, the structured and token drafts take fewer passes
@@ -543,8 +554,7 @@ def _from_pretrained(cls, path: str, # a run folder, a model folder, or a base m
     if dtype is not None and dtype not in DTYPES: raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     cuda = device.startswith("cuda")
     model, tok, run_catalog, zero_shot = load_router_model(str(path), device, nf4=dtype == "nf4" or (dtype is None and cuda))
-    acts = kw.get("int8_activations")
-    rerounded = (int8_activations_default() if acts is None else acts) and kw.get("lean", True) and LeanLlama.supports(model)
+    rerounded = int8_activations_for(model, kw.get("lean", True), kw.get("int8_activations"), quantised=True)  # as `Router` will decide
     use_file = int4_file and not cuda and Path(path).is_dir() and (dtype == "int4" or (dtype is None and not rerounded))
     saved, fresh = saved_int4(path) if use_file else (None, False)  # by default not where int8 activations would round int4 weights to int8 again
     if saved is not None and not fresh:
